@@ -96,7 +96,7 @@ func (e Event) String() string {
 // decided by the caller's mutate function setting State.
 var transitions = map[State]map[Event][]State{
 	StateNone:    {EvTrack: {StateWaiting}},
-	StateWaiting: {EvDue: {StateSending}, EvAnswer: {StateAnswered}, EvAway: {StateHeld}, EvBounce: {StateBounced}, EvManual: {StateWaiting}, EvStop: {StateStopped}, EvSkip: {StateWaiting, StateFinished}, EvSnooze: {StateWaiting}},
+	StateWaiting: {EvDue: {StateSending}, EvAnswer: {StateAnswered}, EvAway: {StateHeld}, EvBounce: {StateBounced}, EvManual: {StateWaiting}, EvStop: {StateStopped}, EvSkip: {StateWaiting, StateFinished}, EvSnooze: {StateWaiting}, EvPermFail: {StateFailed}},
 	StateHeld:    {EvResume: {StateWaiting}, EvAway: {StateHeld}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvManual: {StateHeld}, EvStop: {StateStopped}, EvSnooze: {StateHeld}},
 	StateSending: {EvSent: {StateWaiting, StateFinished}, EvTempFail: {StateSending}, EvRetry: {StateWaiting}, EvPermFail: {StateFailed}, EvUncertain: {StateUncertain}, EvDrafted: {StateDraft}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvStop: {StateStopped}},
 	StateDraft:   {EvDraftSent: {StateWaiting, StateFinished}, EvDraftGone: {StateWaiting, StateFinished}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvStop: {StateStopped}},
