@@ -1,0 +1,187 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"followupd/message"
+)
+
+// PutMessages stores a batch of message records in one transaction and
+// reports, per record, whether its Message-ID was new. A record whose id is
+// already stored changes nothing except that this sighting's location
+// (account, mailbox, UIDVALIDITY, UID) is indexed and, when the sighting is
+// in a Sent folder or in the stored record's own folder, its flags replace
+// the stored flags (flag changes matter on Sent messages: \Flagged stops a
+// follow-up). Body is never stored. A record without a MessageID aborts the
+// whole batch: the caller computes a synthetic id first.
+func (db *DB) PutMessages(recs []*message.Record) (fresh []bool, err error) {
+	for i, r := range recs {
+		if r == nil || r.MessageID == "" {
+			return nil, fmt.Errorf("store: put messages: record %d has no message id", i)
+		}
+	}
+	fresh = make([]bool, len(recs))
+	err = db.bdb.Update(func(tx *bolt.Tx) error {
+		msgs, locs := tx.Bucket(bucketMsg), tx.Bucket(bucketMsgLoc)
+		for i, r := range recs {
+			id := []byte(r.MessageID)
+			if r.Account != "" || r.Mailbox != "" || r.UID != 0 {
+				k, err := locKey(r.Account, r.Mailbox, r.UIDValidity, r.UID)
+				if err != nil {
+					return fmt.Errorf("index message %q: %w", r.MessageID, err)
+				}
+				if err := locs.Put(k, id); err != nil {
+					return fmt.Errorf("store: index message %q at %s/%s uid %d: %w", r.MessageID, r.Account, r.Mailbox, r.UID, err)
+				}
+			}
+			old := msgs.Get(id)
+			if old == nil {
+				c := *r
+				c.Body = ""
+				v, err := json.Marshal(&c)
+				if err != nil {
+					return fmt.Errorf("store: encode message %q: %w", r.MessageID, err)
+				}
+				if err := msgs.Put(id, v); err != nil {
+					return fmt.Errorf("store: put message %q: %w", r.MessageID, err)
+				}
+				fresh[i] = true
+				continue
+			}
+			var stored message.Record
+			if err := json.Unmarshal(old, &stored); err != nil {
+				return fmt.Errorf("store: decode message %q: %w", r.MessageID, err)
+			}
+			sameFolder := stored.Account == r.Account && stored.Mailbox == r.Mailbox
+			if (r.Role == message.RoleSent || sameFolder) && !slices.Equal(stored.Flags, r.Flags) {
+				stored.Flags = slices.Clone(r.Flags)
+				v, err := json.Marshal(&stored)
+				if err != nil {
+					return fmt.Errorf("store: encode message %q: %w", r.MessageID, err)
+				}
+				if err := msgs.Put(id, v); err != nil {
+					return fmt.Errorf("store: update flags of message %q: %w", r.MessageID, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return fresh, nil
+}
+
+// Message returns the stored record (without Body), or ErrNotFound.
+func (db *DB) Message(id string) (*message.Record, error) {
+	var r message.Record
+	err := db.bdb.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMsg).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("message %q: %w", id, ErrNotFound)
+		}
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("store: decode message %q: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// MessageAt returns the Message-ID seen at a folder position, or ErrNotFound.
+func (db *DB) MessageAt(account, mailbox string, uidvalidity, uid uint32) (string, error) {
+	k, err := locKey(account, mailbox, uidvalidity, uid)
+	if err != nil {
+		return "", err
+	}
+	var id string
+	err = db.bdb.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMsgLoc).Get(k)
+		if v == nil {
+			return fmt.Errorf("message at %s/%s uidvalidity %d uid %d: %w", account, mailbox, uidvalidity, uid, ErrNotFound)
+		}
+		id = string(v)
+		return nil
+	})
+	return id, err
+}
+
+// SyncState returns what was remembered of a folder; the zero value when
+// the folder was never synced.
+func (db *DB) SyncState(account, mailbox string) (SyncState, error) {
+	var s SyncState
+	k, err := folderKey(account, mailbox)
+	if err != nil {
+		return s, err
+	}
+	err = db.bdb.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSync).Get(k)
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("store: decode sync state of %s/%s: %w", account, mailbox, err)
+		}
+		return nil
+	})
+	return s, err
+}
+
+// PutSyncState remembers a folder's sync position.
+func (db *DB) PutSyncState(account, mailbox string, s SyncState) error {
+	k, err := folderKey(account, mailbox)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("store: encode sync state of %s/%s: %w", account, mailbox, err)
+	}
+	return db.bdb.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketSync).Put(k, v); err != nil {
+			return fmt.Errorf("store: put sync state of %s/%s: %w", account, mailbox, err)
+		}
+		return nil
+	})
+}
+
+// ForgetFolder drops the location index of one UIDVALIDITY epoch of a
+// folder (after the server changed UIDVALIDITY, the old UIDs mean nothing).
+// Messages themselves stay: identity is the Message-ID.
+func (db *DB) ForgetFolder(account, mailbox string, uidvalidity uint32) (int, error) {
+	k, err := folderKey(account, mailbox)
+	if err != nil {
+		return 0, err
+	}
+	prefix := binary.BigEndian.AppendUint32(k, uidvalidity)
+	n := 0
+	err = db.bdb.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMsgLoc)
+		var keys [][]byte
+		c := b.Cursor()
+		for key, _ := c.Seek(prefix); key != nil && bytes.HasPrefix(key, prefix); key, _ = c.Next() {
+			keys = append(keys, bytes.Clone(key))
+		}
+		// Delete after the walk: deleting under a cursor skips keys.
+		for _, key := range keys {
+			if err := b.Delete(key); err != nil {
+				return fmt.Errorf("store: forget %s/%s uidvalidity %d: %w", account, mailbox, uidvalidity, err)
+			}
+		}
+		n = len(keys)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
