@@ -71,6 +71,16 @@ func splitHeader(raw []byte) (fields []field, body []byte, err error) {
 			if len(fields) == 0 && bytes.HasPrefix(line, []byte("From ")) {
 				continue // mbox separator
 			}
+			// QUIRK: a continuation line that lost its indentation
+			// (corpus lhost-office365-12: "boundary=..." under
+			// Content-Type; phpmime issue84: Received). Keep it as part
+			// of the previous field, and still report it.
+			if n := len(fields); n > 0 && utf8.Valid(line) {
+				f := fields[n-1]
+				fields = fields[:n-1]
+				f.value += " " + strings.TrimSpace(string(line))
+				cur = &f
+			}
 			if len(bad) < 5 {
 				bad = append(bad, fmt.Sprintf("header line %q", truncate(string(line), 60)))
 			}
@@ -459,11 +469,17 @@ var dateLayouts = []string{
 	"2006-01-02 15:04:05",
 	time.RFC3339,
 	"02.01.2006 15:04:05",
+	"02-01-2006 15:04",
+	"02-01-2006 15:04:05",
+	"2 Jan 06 03:04:05 PM",
+	"2 Jan 2006 03:04:05 PM",
+	"Mon, 2 Jan 2006 03:04:05 PM -0700",
 }
 
 var (
 	reParenComment = regexp.MustCompile(`\([^()]*\)`)
 	reDateJunk     = regexp.MustCompile(`[^A-Za-z0-9:+\-., ]`)
+	reZeroDay      = regexp.MustCompile(`\b0+(\d{1,2}) `) // "029 Apr" (sisimai lhost-googlegroups-14)
 )
 
 // parseDate reads a Date header leniently (missing weekday, two-digit year,
@@ -475,6 +491,8 @@ func parseDate(s string) (time.Time, error) {
 		return t, nil
 	}
 	c := reParenComment.ReplaceAllString(s, " ")
+	c = strings.ReplaceAll(c, ",", ", ")
+	c = reZeroDay.ReplaceAllString(c, "$1 ")
 	c = reDateJunk.ReplaceAllString(c, " ")
 	c = strings.Join(strings.Fields(c), " ")
 	c = strings.TrimSuffix(c, " UT")
