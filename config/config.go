@@ -1,10 +1,3 @@
-// Package config loads and checks followupd's TOML configuration.
-//
-// Every problem is reported as "FILE:LINE: key: problem" and all problems are
-// collected before Load returns, so `followupd check` shows them at once.
-// Values with rules of their own (delays, clock times, zones, dates,
-// security modes, regexes) have types with UnmarshalText, so the TOML
-// decoder attaches the line and key to their errors.
 package config
 
 import (
@@ -38,12 +31,14 @@ type Config struct {
 	ColleagueAnswers *bool `toml:"colleague_answers"`
 	// AnyMessageFromRecipient: any message from a recipient within the
 	// tracking window counts as an answer, even in a new thread. Default true.
-	AnyMessageFromRecipient *bool `toml:"any_message_from_recipient"`
+	AnyMessageFromRecipient *bool  `toml:"any_message_from_recipient"`
 	LogLevel                string `toml:"log_level"` // debug|info|warn|error; default info
 
 	Accounts  []Account           `toml:"account"`
 	Rules     []Rule              `toml:"rule"`
 	Templates map[string]Template `toml:"template"`
+
+	lines *lineIndex // where each key is written, for later problems (CheckPasswords)
 }
 
 // Account is one watched mailbox and the identity reminders are sent from.
@@ -54,10 +49,10 @@ type Account struct {
 	Username    string `toml:"username"` // default: Address
 	// Exactly one of PasswordFile or PasswordEnv. PasswordFile may point into
 	// $CREDENTIALS_DIRECTORY (systemd LoadCredential=).
-	PasswordFile string `toml:"password_file"`
-	PasswordEnv  string `toml:"password_env"`
-	IMAP         Server `toml:"imap"`
-	SMTP         Server `toml:"smtp"`
+	PasswordFile string  `toml:"password_file"`
+	PasswordEnv  string  `toml:"password_env"`
+	IMAP         Server  `toml:"imap"`
+	SMTP         Server  `toml:"smtp"`
 	Folders      Folders `toml:"folders"`
 	// MaxPerHour paces reminders from this account; default 20.
 	MaxPerHour int `toml:"max_per_hour"`
@@ -101,7 +96,9 @@ type Rule struct {
 	Kind  string `toml:"kind"` // offer, invoice, quote, ... (free text, shown in summaries)
 	Match Match  `toml:"match"`
 	Steps []Step `toml:"step"`
-	Mode  Mode   `toml:"mode"` // overrides the account's mode when set
+	// Mode, when set, makes this rule's reminders more cautious than the
+	// account's mode (see Config.RuleMode); it never makes them less so.
+	Mode Mode `toml:"mode"`
 	// AutoReply says what an out-of-office does: "ignore" (default) or
 	// "postpone" (hold the next step until the return date, capped by
 	// MaxPostpone).
