@@ -27,13 +27,16 @@ var (
 	bucketFUDomain = []byte("fu_domain") // domain|0|id -> empty
 	bucketLedger   = []byte("ledger")    // id|step|attempt -> JSON LedgerEntry
 	bucketAway     = []byte("away")      // addr -> JSON away
+	bucketIn       = []byte("in")        // incoming message id -> JSON Incoming
+	bucketInThread = []byte("in_thread") // cited id|0|incoming id -> empty
+	bucketInFrom   = []byte("in_from")   // sender addr|0|time|incoming id -> empty
 )
 
 // allBuckets is every top-level bucket, in creation order.
 var allBuckets = [][]byte{
 	bucketMeta, bucketKV, bucketMsg, bucketMsgLoc, bucketSync, bucketFU,
 	bucketFUMsgID, bucketFUThread, bucketFUDue, bucketFUState, bucketFURcpt,
-	bucketFUDomain, bucketLedger, bucketAway,
+	bucketFUDomain, bucketLedger, bucketAway, bucketIn, bucketInThread, bucketInFrom,
 }
 
 var keySchema = []byte("schema")
