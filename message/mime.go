@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"mime/quotedprintable"
 	"strings"
 )
 
@@ -386,13 +385,45 @@ func transferDecode(cte string, b []byte) ([]byte, error) {
 		}
 		return out[:n], nil
 	case "quoted-printable":
-		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(b)))
-		if err != nil {
-			return out, fmt.Errorf("quoted-printable: %w", err)
-		}
-		return out, nil
+		return decodeQP(b), nil
 	}
 	return b, nil
+}
+
+// decodeQP decodes quoted-printable (RFC 2045 §6.7) without ever failing.
+// QUIRK: mime/quotedprintable stops at the first bad escape; real mail has
+// "=\r\r\n" soft breaks, lower-case hex, trailing spaces after '=' and
+// raw 8-bit bytes (corpus lhost-office365-13). A '=' that starts no valid
+// escape is kept as written.
+func decodeQP(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '=' {
+			out = append(out, c)
+			continue
+		}
+		if i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2]) {
+			out = append(out, unhex(b[i+1])<<4|unhex(b[i+2]))
+			i += 2
+			continue
+		}
+		// Soft line break: '=' then optional spaces/CRs, then LF or EOF.
+		j := i + 1
+		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r') {
+			j++
+		}
+		if j == len(b) {
+			i = j - 1
+			continue
+		}
+		if b[j] == '\n' {
+			i = j
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // capUTF8 cuts s to at most n bytes without splitting a rune.

@@ -287,6 +287,10 @@ func parseAddressList(dec *mime.WordDecoder, s string) (list []Address, complete
 		}
 	}
 	complete = true
+	if (strings.Count(s, `"`)-strings.Count(s, `\"`))%2 == 1 {
+		// QUIRK: an unbalanced quote would swallow the rest of the list.
+		s = strings.ReplaceAll(s, `"`, "")
+	}
 	for _, part := range splitAddressList(s) {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -314,7 +318,8 @@ func parseAddressList(dec *mime.WordDecoder, s string) (list []Address, complete
 
 func makeAddress(dec *mime.WordDecoder, name, addr string) (Address, bool) {
 	addr = strings.ToLower(strings.TrimSpace(addr))
-	if !strings.Contains(addr, "@") {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 || strings.ContainsAny(addr[at+1:], "@ \t<>,;") {
 		return Address{}, false
 	}
 	name = strings.TrimSpace(decodeHeaderText(dec, name))
@@ -479,7 +484,7 @@ var dateLayouts = []string{
 var (
 	reParenComment = regexp.MustCompile(`\([^()]*\)`)
 	reDateJunk     = regexp.MustCompile(`[^A-Za-z0-9:+\-., ]`)
-	reZeroDay      = regexp.MustCompile(`\b0+(\d{1,2}) `) // "029 Apr" (sisimai lhost-googlegroups-14)
+	reZeroDay      = regexp.MustCompile(`\b0+(\d{1,2}) ([A-Za-z]{3})`) // "029 Apr" (sisimai lhost-googlegroups-14)
 )
 
 // parseDate reads a Date header leniently (missing weekday, two-digit year,
@@ -492,7 +497,7 @@ func parseDate(s string) (time.Time, error) {
 	}
 	c := reParenComment.ReplaceAllString(s, " ")
 	c = strings.ReplaceAll(c, ",", ", ")
-	c = reZeroDay.ReplaceAllString(c, "$1 ")
+	c = reZeroDay.ReplaceAllString(c, "$1 $2")
 	c = reDateJunk.ReplaceAllString(c, " ")
 	c = strings.Join(strings.Fields(c), " ")
 	c = strings.TrimSuffix(c, " UT")
