@@ -1,8 +1,8 @@
 // Package imaptest runs an in-memory IMAP server (go-imap's imapmemserver)
 // on a loopback port, for followupd's tests and for the demo.
 //
-// The server speaks IMAP4rev1 and IMAP4rev2 with IDLE, without TLS
-// (security = "none"). It does not implement SPECIAL-USE, CONDSTORE or
+// The server speaks IMAP4rev1 and IMAP4rev2 with IDLE (emulated by polling
+// the mailbox every 10 ms, see pollingIdle), without TLS (security = "none"). It does not implement SPECIAL-USE, CONDSTORE or
 // QRESYNC, so clients fall back to folder names and full flag fetches.
 //
 // Besides users and messages, a test can break the connection on purpose:
@@ -70,7 +70,11 @@ func Start(addr string) (*Server, error) {
 	s.ln = &trackingListener{Listener: ln, s: s}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return s.mem.NewSession(), nil, nil
+			sess, ok := s.mem.NewSession().(imapserver.SessionIMAP4rev2)
+			if !ok {
+				return nil, nil, errors.New("imaptest: imapmemserver session lacks IMAP4rev2")
+			}
+			return pollingIdle{sess}, nil, nil
 		},
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1: {},
@@ -300,6 +304,32 @@ type literal struct {
 }
 
 func (l literal) Size() int64 { return l.size }
+
+// idlePoll is how often an IDLE session looks for mailbox updates.
+const idlePoll = 10 * time.Millisecond
+
+// pollingIdle replaces imapmemserver's IDLE, which only wakes up for updates
+// queued after IDLE began: an EXISTS queued between the client's last
+// command and its IDLE would wait for the next update. Real servers (Dovecot)
+// send such pending updates when IDLE starts; polling gives the same result.
+type pollingIdle struct {
+	imapserver.SessionIMAP4rev2
+}
+
+func (p pollingIdle) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	t := time.NewTicker(idlePoll)
+	defer t.Stop()
+	for {
+		if err := p.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-t.C:
+		}
+	}
+}
 
 // trackingListener remembers accepted connections so DropConnections can
 // close them, and refuses them while Server.refuse is set.

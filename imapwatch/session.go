@@ -1,0 +1,615 @@
+package imapwatch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"followupd/message"
+)
+
+// Errors a session ends with; the folder goroutine retries after backoff.
+var (
+	ErrNoSentFolder = errors.New("imapwatch: no Sent folder found (no \\Sent attribute, no known name): set folders.sent")
+	ErrNoFolder     = errors.New("imapwatch: folder does not exist")
+)
+
+// session is one connection of one folder, from dial to error. It is owned
+// by the folder goroutine; only the fields under mu are touched by the
+// client's unilateral-data handler.
+type session struct {
+	w       *Watcher
+	f       *folder
+	mailbox string
+	log     *slog.Logger
+
+	c         *imapclient.Client
+	condstore bool
+	st        State
+	synced    bool // the first resync of this session completed
+
+	// Kicked (never blocking) by the unilateral-data handler.
+	exists    chan struct{} // EXISTS: new mail may be there
+	flagsKick chan struct{} // FETCH FLAGS: see pending
+
+	mu      sync.Mutex
+	pending []flagUpdate // unilateral FETCH FLAGS not yet reported
+}
+
+type flagUpdate struct {
+	seq   uint32
+	uid   imap.UID // 0 when the server did not send it
+	flags []imap.Flag
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func drain(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *session) mailboxOrRole() string {
+	if s.mailbox != "" {
+		return s.mailbox
+	}
+	return s.f.role.String()
+}
+
+// tracksFlags says whether flag changes in this folder are reported.
+func (s *session) tracksFlags() bool {
+	return s.f.role == message.RoleSent || s.f.role == message.RoleStop
+}
+
+// onMailbox runs on the client's reader goroutine: only kick.
+func (s *session) onMailbox(d *imapclient.UnilateralDataMailbox) {
+	if d.NumMessages != nil {
+		kick(s.exists)
+	}
+}
+
+// onFetch runs on a goroutine imapclient starts per unilateral FETCH; it
+// must consume the data (the reader waits for it) and then only records and
+// kicks.
+func (s *session) onFetch(msg *imapclient.FetchMessageData) {
+	up := flagUpdate{seq: msg.SeqNum}
+	hasFlags := false
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch item := item.(type) {
+		case imapclient.FetchItemDataUID:
+			up.uid = item.UID
+		case imapclient.FetchItemDataFlags:
+			up.flags = item.Flags
+			hasFlags = true
+		}
+	}
+	if !hasFlags || !s.tracksFlags() {
+		return
+	}
+	s.mu.Lock()
+	s.pending = append(s.pending, up)
+	s.mu.Unlock()
+	kick(s.flagsKick)
+}
+
+// run connects, resyncs and idles until an error or ctx ends.
+func (s *session) run(ctx context.Context) error {
+	w := s.w
+	s.log = w.log.With("mailbox", s.mailboxOrRole())
+	s.exists = make(chan struct{}, 1)
+	s.flagsKick = make(chan struct{}, 1)
+	handler := &imapclient.UnilateralDataHandler{Mailbox: s.onMailbox, Fetch: s.onFetch}
+	c, err := Dial(ctx, w.acct, w.password, DialOptions{DebugWriter: w.opt.DebugWriter, Timeout: w.opt.DialTimeout, handler: handler})
+	if err != nil {
+		return err
+	}
+	s.c = c
+	stop := closeOnDone(ctx, c)
+	defer stop()
+	defer c.Close()
+
+	if s.mailbox == "" {
+		fs, err := Discover(ctx, c, w.acct)
+		if err != nil {
+			return err
+		}
+		if fs.Sent == "" {
+			s.w.synced(s.f) // nothing to sync; don't hold Ready back
+			return ErrNoSentFolder
+		}
+		s.mailbox = fs.Sent
+		s.log = w.log.With("mailbox", s.mailbox)
+	}
+	w.updateStatus(s.f, func(st *FolderStatus) {
+		st.Mailbox = s.mailbox
+		st.Connected = true
+	})
+
+	caps := c.Caps()
+	s.condstore = s.tracksFlags() && caps.Has(imap.CapCondStore)
+	sel, err := c.Select(s.mailbox, &imap.SelectOptions{CondStore: s.condstore}).Wait()
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+			s.w.synced(s.f) // nothing to sync; don't hold Ready back
+			return ctxErr(ctx, fmt.Errorf("%w: select %q: %w", ErrNoFolder, s.mailbox, err))
+		}
+		return ctxErr(ctx, fmt.Errorf("select %q: %w", s.mailbox, err))
+	}
+	if sel.HighestModSeq == 0 {
+		s.condstore = false // NOMODSEQ: this mailbox has no mod-sequences
+	}
+	if err := s.resync(ctx, sel); err != nil {
+		return err
+	}
+	s.synced = true
+	w.synced(s.f)
+	if caps.Has(imap.CapIdle) {
+		return s.idle(ctx)
+	}
+	s.log.Info("server has no IDLE, polling", "every", PollInterval)
+	return s.poll(ctx)
+}
+
+// resync brings the Sink up to date after SELECT: flag changes of known
+// messages (Sent/Stop), then every message above LastUID (all of them when
+// UIDVALIDITY changed or on the folder's first sync).
+func (s *session) resync(ctx context.Context, sel *imap.SelectData) error {
+	w := s.w
+	st, err := w.sink.LoadState(w.name, s.mailbox)
+	if err != nil {
+		return fmt.Errorf("sink: load state of %q: %w", s.mailbox, err)
+	}
+	fresh := st.UIDValidity != sel.UIDValidity
+	switch {
+	case st.UIDValidity == 0:
+		s.log.Info("first sync of folder, fetching all messages", "messages", sel.NumMessages, "since", w.opt.Since)
+	case fresh:
+		s.log.Warn("uidvalidity changed, fetching all messages again", "old", st.UIDValidity, "new", sel.UIDValidity, "messages", sel.NumMessages)
+	}
+	if fresh {
+		st = State{UIDValidity: sel.UIDValidity}
+	}
+	s.st = st
+	if s.f.cacheValidT != st.UIDValidity {
+		s.f.flagCache, s.f.cacheValidT = nil, st.UIDValidity
+	}
+
+	if !fresh && s.tracksFlags() {
+		if err := s.resyncFlags(ctx, sel); err != nil {
+			return err
+		}
+	}
+	if fresh || sel.UIDNext == 0 || uint32(sel.UIDNext) > s.st.LastUID+1 {
+		if err := s.fetchNew(ctx); err != nil {
+			return err
+		}
+	}
+	if s.condstore {
+		s.st.HighestModSeq = sel.HighestModSeq
+	}
+	if fresh || s.st != st {
+		if err := w.sink.SaveState(w.name, s.mailbox, s.st); err != nil {
+			return fmt.Errorf("sink: save state of %q: %w", s.mailbox, err)
+		}
+	}
+	return nil
+}
+
+// resyncFlags reports flags that changed while we were away: CHANGEDSINCE
+// with CONDSTORE, else (Sent only) the flags of every known message, of
+// which only those that differ from what this Watcher last reported are
+// passed on.
+func (s *session) resyncFlags(ctx context.Context, sel *imap.SelectData) error {
+	if s.st.LastUID == 0 {
+		return nil
+	}
+	opts := &imap.FetchOptions{UID: true, Flags: true}
+	switch {
+	case s.condstore && s.st.HighestModSeq != 0:
+		if sel.HighestModSeq == s.st.HighestModSeq {
+			return nil // nothing changed (RFC 7162 §3.1.2.1)
+		}
+		opts.ChangedSince = s.st.HighestModSeq
+	case s.f.role != message.RoleSent:
+		return nil
+	}
+	var set imap.UIDSet
+	set.AddRange(1, imap.UID(s.st.LastUID))
+	type uf struct {
+		uid   imap.UID
+		flags []imap.Flag
+	}
+	var got []uf
+	cmd := s.c.Fetch(set, opts)
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		var x uf
+		hasFlags := false
+		for item := m.Next(); item != nil; item = m.Next() {
+			switch item := item.(type) {
+			case imapclient.FetchItemDataUID:
+				x.uid = item.UID
+			case imapclient.FetchItemDataFlags:
+				x.flags = item.Flags
+				hasFlags = true
+			}
+		}
+		if hasFlags && x.uid != 0 {
+			got = append(got, x)
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return ctxErr(ctx, fmt.Errorf("fetch flags of uid 1:%d in %q: %w", s.st.LastUID, s.mailbox, err))
+	}
+	for _, x := range got {
+		if err := s.reportFlags(ctx, x.uid, x.flags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reportFlags passes a flag change of a known message to the Sink, unless
+// it is what was last reported for that UID.
+func (s *session) reportFlags(ctx context.Context, uid imap.UID, flags []imap.Flag) error {
+	if uid == 0 || uint32(uid) > s.st.LastUID {
+		return nil // not delivered yet; HandleMessages will carry its flags
+	}
+	fs := flagStrings(flags)
+	key := flagKey(fs)
+	if prev, ok := s.f.flagCache[uint32(uid)]; ok && prev == key {
+		return nil
+	}
+	if err := s.w.sink.HandleFlags(ctx, s.w.name, s.mailbox, s.f.role, s.st.UIDValidity, uint32(uid), fs); err != nil {
+		return fmt.Errorf("sink: handle flags of uid %d in %q: %w", uid, s.mailbox, err)
+	}
+	if s.f.flagCache == nil {
+		s.f.flagCache = make(map[uint32]string)
+	}
+	s.f.flagCache[uint32(uid)] = key
+	s.log.Debug("flags changed", "uid", uint32(uid), "flags", fs)
+	return nil
+}
+
+func flagKey(fs []string) string {
+	c := make([]string, len(fs))
+	for i, f := range fs {
+		c[i] = strings.ToLower(f)
+	}
+	slices.Sort(c)
+	return strings.Join(c, " ")
+}
+
+// reportPending handles the unilateral FETCH FLAGS gathered by onFetch.
+// Updates without a UID are resolved with FETCH seq (UID FLAGS).
+func (s *session) reportPending(ctx context.Context) error {
+	s.mu.Lock()
+	ups := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	var seqs imap.SeqSet
+	for _, u := range ups {
+		if u.uid == 0 {
+			seqs.AddNum(u.seq)
+			continue
+		}
+		if err := s.reportFlags(ctx, u.uid, u.flags); err != nil {
+			return err
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	msgs, err := s.c.Fetch(seqs, &imap.FetchOptions{UID: true, Flags: true}).Collect()
+	if err != nil {
+		return ctxErr(ctx, fmt.Errorf("fetch flags of %v in %q: %w", seqs, s.mailbox, err))
+	}
+	for _, m := range msgs {
+		if err := s.reportFlags(ctx, m.UID, m.Flags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetchNew delivers every message above LastUID, BatchSize UIDs per FETCH,
+// saving state after each batch the Sink accepted.
+func (s *session) fetchNew(ctx context.Context) error {
+	var set imap.UIDSet
+	set.AddRange(imap.UID(s.st.LastUID+1), 0) // LastUID+1:*
+	uids, err := uidSearch(s.c, &imap.SearchCriteria{UID: []imap.UIDSet{set}})
+	if err != nil {
+		return ctxErr(ctx, fmt.Errorf("search new uids above %d in %q: %w", s.st.LastUID, s.mailbox, err))
+	}
+	// "n:*" includes the highest UID even when it is below n (RFC 9051
+	// §6.4.8), so filter.
+	uids = slices.DeleteFunc(uids, func(u uint32) bool { return u <= s.st.LastUID })
+	for len(uids) > 0 {
+		n := min(len(uids), s.w.opt.BatchSize)
+		chunk := uids[:n]
+		uids = uids[n:]
+		recs, err := s.fetchBatch(ctx, chunk)
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 {
+			if err := s.w.sink.HandleMessages(ctx, recs); err != nil {
+				return fmt.Errorf("sink: handle %d messages (uid %d-%d) of %q: %w",
+					len(recs), recs[0].UID, recs[len(recs)-1].UID, s.mailbox, err)
+			}
+		}
+		// Advance past the whole chunk: a UID that is gone was expunged.
+		s.st.LastUID = chunk[len(chunk)-1]
+		if err := s.w.sink.SaveState(s.w.name, s.mailbox, s.st); err != nil {
+			return fmt.Errorf("sink: save state of %q: %w", s.mailbox, err)
+		}
+		s.log.Debug("fetched batch", "messages", len(recs), "uid", s.st.LastUID)
+	}
+	return nil
+}
+
+// fetchBatch fetches header fields, flags, dates and structure of uids
+// (ascending) and returns their records in UID order.
+func (s *session) fetchBatch(ctx context.Context, uids []uint32) ([]*message.Record, error) {
+	recs, missing, err := s.fetchRecords(ctx, uids)
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		// A unilateral FETCH FLAGS for a UID of the batch can be taken by
+		// imapclient for the batch's answer, which then arrives as
+		// unilateral data. Ask again for those; what is still missing was
+		// expunged.
+		more, _, err := s.fetchRecords(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, more...)
+		slices.SortFunc(recs, func(a, b *message.Record) int { return cmpUID(a.UID, b.UID) })
+	}
+	if s.w.opt.NeedBody != nil {
+		if err := s.fetchBodies(ctx, recs); err != nil {
+			return nil, err
+		}
+	}
+	return recs, nil
+}
+
+func cmpUID(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *session) fetchRecords(ctx context.Context, uids []uint32) (recs []*message.Record, missing []uint32, err error) {
+	set := uidSet(uids)
+	sec := headerSection()
+	opts := &imap.FetchOptions{
+		UID:           true,
+		Flags:         true,
+		InternalDate:  true,
+		RFC822Size:    true,
+		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
+		BodySection:   []*imap.FetchItemBodySection{sec},
+	}
+	got := make(map[uint32]bool, len(uids))
+	cmd := s.c.Fetch(set, opts)
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		buf, err := m.Collect()
+		if err != nil {
+			cmd.Close()
+			return nil, nil, ctxErr(ctx, fmt.Errorf("fetch uid %d in %q: %w", buf.UID, s.mailbox, err))
+		}
+		uid := uint32(buf.UID)
+		if uid == 0 || got[uid] || !set.Contains(buf.UID) {
+			continue
+		}
+		hdr, ok := findSection(buf, sec)
+		if !ok {
+			continue // see fetchBatch
+		}
+		got[uid] = true
+		rec, perr := toRecord(buf, hdr)
+		if perr != nil {
+			s.log.Debug("header partly unreadable", "uid", uid, "msgid", rec.MessageID, "err", perr)
+		}
+		s.locate(rec)
+		recs = append(recs, rec)
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, nil, ctxErr(ctx, fmt.Errorf("fetch uid %v in %q: %w", set, s.mailbox, err))
+	}
+	for _, u := range uids {
+		if !got[u] {
+			missing = append(missing, u)
+		}
+	}
+	slices.SortFunc(recs, func(a, b *message.Record) int { return cmpUID(a.UID, b.UID) })
+	return recs, missing, nil
+}
+
+// locate fills in where the record was seen.
+func (s *session) locate(rec *message.Record) {
+	rec.Account = s.w.name
+	rec.Mailbox = s.mailbox
+	rec.Role = s.f.role
+	rec.UIDValidity = s.st.UIDValidity
+}
+
+// fetchBodies replaces the records NeedBody asks for by a full parse of
+// their first MaxBodyFetch bytes. Identity (Message-ID, synthetic or not),
+// location, flags, dates and the BODYSTRUCTURE attachment list (complete
+// even when the body is cut) are kept from the header record.
+func (s *session) fetchBodies(ctx context.Context, recs []*message.Record) error {
+	idx := make(map[uint32]int)
+	var want []uint32
+	for i, r := range recs {
+		if s.w.opt.NeedBody(r) {
+			idx[r.UID] = i
+			want = append(want, r.UID)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	sec := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: MaxBodyFetch}}
+	set := uidSet(want)
+	cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		buf, err := m.Collect()
+		if err != nil {
+			cmd.Close()
+			return ctxErr(ctx, fmt.Errorf("fetch body of uid %d in %q: %w", buf.UID, s.mailbox, err))
+		}
+		i, ok := idx[uint32(buf.UID)]
+		if !ok {
+			continue
+		}
+		raw, ok := findSection(buf, sec)
+		if !ok {
+			continue
+		}
+		old := recs[i]
+		p, perr := message.Parse(bytes.NewReader(raw), MaxBodyText)
+		if p == nil {
+			s.log.Debug("body unreadable", "uid", old.UID, "msgid", old.MessageID, "err", perr)
+			continue
+		}
+		if perr != nil {
+			s.log.Debug("body partly unreadable", "uid", old.UID, "msgid", old.MessageID, "err", perr)
+		}
+		p.Account, p.Mailbox, p.Role, p.UIDValidity, p.UID = old.Account, old.Mailbox, old.Role, old.UIDValidity, old.UID
+		p.MessageID, p.SyntheticID = old.MessageID, old.SyntheticID
+		p.Flags, p.Internal = old.Flags, old.Internal
+		if p.Date.IsZero() {
+			p.Date = old.Date
+		}
+		if len(old.Attachments) > 0 {
+			p.Attachments = old.Attachments
+		}
+		if p.ContentType == "" {
+			p.ContentType = old.ContentType
+		}
+		recs[i] = p
+		delete(idx, old.UID)
+	}
+	if err := cmd.Close(); err != nil {
+		return ctxErr(ctx, fmt.Errorf("fetch bodies of uid %v in %q: %w", set, s.mailbox, err))
+	}
+	return nil
+}
+
+func uidSet(uids []uint32) imap.UIDSet {
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	return set
+}
+
+// catchUp handles whatever the handler reported while a command ran.
+func (s *session) catchUp(ctx context.Context, newMail, flags bool) error {
+	if drain(s.flagsKick) || flags {
+		if err := s.reportPending(ctx); err != nil {
+			return err
+		}
+	}
+	if drain(s.exists) || newMail {
+		if err := s.fetchNew(ctx); err != nil {
+			return err
+		}
+		s.w.synced(s.f)
+	}
+	return nil
+}
+
+// idle waits in IDLE, leaving it to fetch new mail or report flags, and
+// re-issuing it every IdleRestart.
+func (s *session) idle(ctx context.Context) error {
+	newMail, flags := false, false
+	for {
+		if err := s.catchUp(ctx, newMail, flags); err != nil {
+			return err
+		}
+		newMail, flags = false, false
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		cmd, err := s.c.Idle()
+		if err != nil {
+			return ctxErr(ctx, fmt.Errorf("idle in %q: %w", s.mailbox, err))
+		}
+		t := s.w.opt.Clock.NewTimer(s.w.opt.IdleRestart)
+		select {
+		case <-ctx.Done():
+		case <-s.exists:
+			newMail = true
+		case <-s.flagsKick:
+			flags = true
+		case <-t.C():
+			// Also a safety net: look for new mail even if no EXISTS came.
+			newMail = true
+		case <-s.c.Closed():
+		}
+		t.Stop()
+		cerr := cmd.Close()
+		werr := cmd.Wait()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := errors.Join(cerr, werr); err != nil {
+			return fmt.Errorf("idle in %q: %w", s.mailbox, err)
+		}
+	}
+}
+
+// poll is idle for servers without IDLE: NOOP every PollInterval, which
+// makes the server send EXISTS and FETCH FLAGS.
+func (s *session) poll(ctx context.Context) error {
+	newMail, flags := false, false
+	for {
+		if err := s.catchUp(ctx, newMail, flags); err != nil {
+			return err
+		}
+		newMail, flags = false, false
+		t := s.w.opt.Clock.NewTimer(PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-s.exists:
+			newMail = true
+		case <-s.flagsKick:
+			flags = true
+		case <-s.c.Closed():
+			t.Stop()
+			return fmt.Errorf("poll %q: connection closed", s.mailbox)
+		case <-t.C():
+			if err := s.c.Noop().Wait(); err != nil {
+				return ctxErr(ctx, fmt.Errorf("noop in %q: %w", s.mailbox, err))
+			}
+		}
+		t.Stop()
+	}
+}
