@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,7 +114,7 @@ func TestProblems(t *testing.T) {
 		key   string
 		msg   string // substring of the problem
 	}{
-		{"syntax error", []string{`name = "maria"`, `name = "maria #<-`}, "account.name", "newlines"},
+		{"syntax error", []string{`name = "maria"`, `name = "maria #<-`}, "account[1].name", "newlines"},
 		{"unknown key", []string{"security = \"tls\"\n", "hots = \"x\" #<-\nsecurity = \"tls\"\n"}, "account[1].imap.hots", `unknown key (did you mean "host"?)`},
 		{"unknown top-level key", []string{`calendar = "ru"`, `calender = "ru" #<-`}, "calender", `did you mean "calendar"`},
 		{"bad security", []string{`security = "tls"`, `security = "ssl" #<-`}, "account[1].imap.security", `"ssl" is not one of tls, starttls, none`},
@@ -166,6 +167,22 @@ func TestProblems(t *testing.T) {
 			}
 			t.Errorf("no problem for key %s; got:\n%v", tc.key, err)
 		})
+	}
+}
+
+func TestCRLF(t *testing.T) {
+	src := strings.ReplaceAll(edit(t, `security = "tls"`, `security = "ssl" #<-`), "\n", "\r\n")
+	_, err := Parse("f.toml", []byte(src))
+	want := fmt.Sprintf("f.toml:%d: account[1].imap.security:", markedLine(t, src))
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v, want %s…", err, want)
+	}
+	c, err := Parse("f.toml", []byte(strings.ReplaceAll(base, "\n", "\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Line("rule[1].step[0].template"); got != 49 {
+		t.Errorf("Line = %d, want 49", got)
 	}
 }
 

@@ -7,6 +7,12 @@ import (
 	"time"
 )
 
+// Line returns the line of the file where key ("account[1].smtp.host") is
+// written, or that of the nearest enclosing table; 0 when unknown. It lets
+// later stages report a problem found at run time (a calendar that fails to
+// build, a template that fails to render) as FILE:LINE: key.
+func (c *Config) Line(key string) int { return c.lines.line(key) }
+
 // Account returns the account named name, or nil.
 func (c *Config) Account(name string) *Account {
 	for i := range c.Accounts {

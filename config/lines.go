@@ -35,6 +35,17 @@ func (x *lineIndex) line(path string) int {
 	return 0
 }
 
+// keyAt returns the longest key path written on line, or "".
+func (x *lineIndex) keyAt(line int) string {
+	best := ""
+	for p, l := range x.lines {
+		if l == line && (len(p) > len(best) || len(p) == len(best) && p < best) {
+			best = p
+		}
+	}
+	return best
+}
+
 func (x *lineIndex) setFirst(path string, line int) {
 	if _, ok := x.lines[path]; !ok {
 		x.lines[path] = line

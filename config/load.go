@@ -60,7 +60,13 @@ func Parse(path string, data []byte) (*Config, error) {
 	if _, err := toml.Decode(src, &raw); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			ps.addLine(pe.Position.Line, pe.LastKey, "%s", pe.Message)
+			// LastKey has no array indices; the index knows the keys
+			// written before the broken line.
+			key := lines.keyAt(pe.Position.Line)
+			if key == "" {
+				key = pe.LastKey
+			}
+			ps.addLine(pe.Position.Line, key, "%s", pe.Message)
 		} else {
 			ps.addLine(0, "", "%s", err)
 		}
