@@ -112,13 +112,22 @@ type Rule struct {
 // a list, any entry may match. Named groups in the regexes become template
 // variables (e.g. (?P<number>\d+)).
 type Match struct {
-	Subject          []Regexp          `toml:"subject"`
-	Body             []Regexp          `toml:"body"`
-	Attachment       []string          `toml:"attachment"`      // file name globs, case-insensitive: "Счет*.pdf"
-	AttachmentType   []string          `toml:"attachment_type"` // content types: "application/pdf"
-	RecipientInclude []string          `toml:"recipient_include"`
-	RecipientExclude []string          `toml:"recipient_exclude"` // addresses or domains ("@example.com" or "example.com")
-	Header           map[string]Regexp `toml:"header"`
+	Subject []Regexp `toml:"subject"`
+	Body    []Regexp `toml:"body"`
+	// Attachment holds file name globs (path.Match syntax), lower-cased by
+	// Load: match them against the lower-cased file name ("счет*.pdf").
+	Attachment []string `toml:"attachment"`
+	// AttachmentType holds content types, lower-cased by Load:
+	// "application/pdf"; a subtype may be "*" ("image/*").
+	AttachmentType []string `toml:"attachment_type"`
+	// RecipientInclude and RecipientExclude hold addresses or domains
+	// ("@example.com" or "example.com"), lower-cased by Load.
+	RecipientInclude []string `toml:"recipient_include"`
+	RecipientExclude []string `toml:"recipient_exclude"`
+	// Header maps a header name (canonicalized by Load with
+	// textproto.CanonicalMIMEHeaderKey, as in message.Record.Headers) to a
+	// regex its decoded value must match.
+	Header map[string]Regexp `toml:"header"`
 }
 
 // NeedsBody reports whether matching reads the body text.

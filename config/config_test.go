@@ -116,6 +116,8 @@ func TestProblems(t *testing.T) {
 	}{
 		{"syntax error", []string{`name = "maria"`, `name = "maria #<-`}, "account[1].name", "newlines"},
 		{"unknown key", []string{"security = \"tls\"\n", "hots = \"x\" #<-\nsecurity = \"tls\"\n"}, "account[1].imap.hots", `unknown key (did you mean "host"?)`},
+		{"unknown key in first of two", []string{`password_env = "FOLLOWUPD_TEST_PASSWORD"`, "password_env = \"FOLLOWUPD_TEST_PASSWORD\"\npasword = \"x\" #<-"}, "account[0].pasword", "unknown key"},
+		{"table instead of array", []string{"[[rule.step]]\nafter = \"72h\"", "[rule.step] #<-\nafter = \"72h\""}, "rule[1].step", "write [[rule.step]], not [rule.step]"},
 		{"unknown top-level key", []string{`calendar = "ru"`, `calender = "ru" #<-`}, "calender", `did you mean "calendar"`},
 		{"bad security", []string{`security = "tls"`, `security = "ssl" #<-`}, "account[1].imap.security", `"ssl" is not one of tls, starttls, none`},
 		{"bad security in inline table", []string{"[account.imap]\nhost = \"imap.seller.example\"\n\n[account.smtp]\nhost = \"smtp.seller.example\"\n\n[[account]]",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -22,6 +23,9 @@ import (
 type decoder struct {
 	ps *problems
 }
+
+// indexRE matches the array indices of a key path.
+var indexRE = regexp.MustCompile(`\[\d+\]`)
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
@@ -67,6 +71,14 @@ func (d *decoder) value(path string, raw any, rv reflect.Value) {
 			for i := range a {
 				elems[i] = a[i]
 			}
+		case map[string]any:
+			if rv.Type().Elem().Kind() == reflect.Struct {
+				h := indexRE.ReplaceAllString(path, "")
+				d.ps.addf(path, "expected an array of tables: write [[%s]], not [%s]", h, h)
+				return
+			}
+			d.ps.addf(path, "expected an array, got %s", describe(raw))
+			return
 		default:
 			d.ps.addf(path, "expected an array, got %s", describe(raw))
 			return
