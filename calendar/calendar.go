@@ -225,7 +225,23 @@ func (c *Calendar) publicHolidays(year int) map[Day]string {
 // wallOn returns t's local wall-clock time on day d in c's zone.
 func (c *Calendar) wallOn(t time.Time, d Day) time.Time {
 	lt := t.In(c.loc)
-	return time.Date(d.Year, d.Month, d.Day, lt.Hour(), lt.Minute(), lt.Second(), lt.Nanosecond(), c.loc)
+	return c.local(d, lt.Hour()*3600+lt.Minute()*60+lt.Second(), lt.Nanosecond())
+}
+
+// local returns the instant of day d at sec seconds (and nsec) past local
+// midnight in c's zone. A wall time inside a DST gap resolves to the
+// instant after the gap (02:30 on a 02:00->03:00 night is 03:30), always:
+// time.Date alone picks either side depending on the zone, and for zones
+// that skip midnight (America/Havana, America/Santiago) it may return 23:00
+// on the day before, a day that may not be a business day.
+func (c *Calendar) local(d Day, sec, nsec int) time.Time {
+	r := time.Date(d.Year, d.Month, d.Day, 0, 0, sec, nsec, c.loc)
+	want := time.Date(d.Year, d.Month, d.Day, 0, 0, sec, nsec, time.UTC)
+	got := time.Date(r.Year(), r.Month(), r.Day(), r.Hour(), r.Minute(), r.Second(), r.Nanosecond(), time.UTC)
+	if diff := want.Sub(got); diff > 0 {
+		r = r.Add(diff)
+	}
+	return r
 }
 
 // AddBusinessDays returns the same local wall-clock time as t on the n-th
@@ -257,7 +273,7 @@ func (c *Calendar) Add(t time.Time, d time.Duration, businessDays int) time.Time
 
 // openAt returns the window's opening instant on day d.
 func (c *Calendar) openAt(d Day) time.Time {
-	return time.Date(d.Year, d.Month, d.Day, 0, c.window.Start, 0, 0, c.loc)
+	return c.local(d, c.window.Start*60, 0)
 }
 
 // NextOpen returns t itself if t is inside the send window on a business

@@ -407,3 +407,35 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// A wall time inside a DST gap resolves after the gap on the right day,
+// whichever side time.Date picks for the zone.
+func TestDSTGap(t *testing.T) {
+	nyc := mustLoc(t, "America/New_York")
+	hav := mustLoc(t, "America/Havana") // skips 00:00-01:00 on Sun 8 Mar 2026
+	ber := mustLoc(t, "Europe/Berlin")
+	sun := []Day{{2026, 3, 8}, {2026, 3, 29}}
+	tests := []struct {
+		name string
+		got  time.Time
+		want time.Time
+	}{
+		{"new york 02:30", mustNew(t, nyc, "", nil, sun, Window{}).AddBusinessDays(wall(nyc, 2026, 3, 7, 2, 30), 1),
+			time.Date(2026, 3, 8, 7, 30, 0, 0, time.UTC)}, // 03:30 EDT
+		{"berlin 02:30", mustNew(t, ber, "", nil, sun, Window{}).AddBusinessDays(wall(ber, 2026, 3, 28, 2, 30), 1),
+			time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)}, // 03:30 CEST
+		{"havana midnight", mustNew(t, hav, "", nil, sun, Window{}).AddBusinessDays(wall(hav, 2026, 3, 7, 0, 0), 1),
+			time.Date(2026, 3, 8, 5, 0, 0, 0, time.UTC)}, // 01:00 CDT, not Saturday 23:00
+		{"havana next open always", mustNew(t, hav, "", nil, sun, Window{}).NextOpen(wall(hav, 2026, 3, 7, 10, 0)),
+			time.Date(2026, 3, 8, 5, 0, 0, 0, time.UTC)},
+		{"havana next open window at midnight", mustNew(t, hav, "", nil, sun, Window{0, 60}).NextOpen(wall(hav, 2026, 3, 7, 10, 0)),
+			time.Date(2026, 3, 8, 5, 0, 0, 0, time.UTC)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !tc.got.Equal(tc.want) {
+				t.Errorf("got %v, want %v", tc.got, tc.want)
+			}
+		})
+	}
+}

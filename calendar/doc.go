@@ -13,8 +13,8 @@
 //     keeps the input's local wall-clock time, rebuilt with time.Date in the
 //     Calendar's zone. Adding days never adds 24h durations, so a delay
 //     across a DST change keeps its local hour. A wall time that does not
-//     exist on the target day (inside a spring-forward gap) is normalised by
-//     time.Date, one hour later.
+//     exist on the target day (inside a spring-forward gap) becomes the
+//     instant just after the gap (02:30 -> 03:30), never the day before.
 //   - Public holidays come from github.com/rickar/cal/v2, the country's
 //     national list, both the actual day and its observed (substitute) day.
 //     The only supplement is Russia's New Year holidays, see ruNewYear.
