@@ -349,9 +349,13 @@ func TestEffective(t *testing.T) {
 		t.Error("offer regex misses КП")
 	}
 	d := sampleFor(inv, 1)
-	subj, body, _, err := c.Template("invoice_ru_1").Render(d)
-	if err != nil || subj != "Re: Commercial offer No. 42" || !strings.Contains(body, "№ 12345 от 12.05.2026") {
-		t.Errorf("render: %q %q %v", subj, body, err)
+	var subj, body strings.Builder
+	tm := c.Template("invoice_ru_1")
+	if err := tm.SubjectT.Execute(&subj, d); err != nil || subj.String() != "Re: Commercial offer No. 42" {
+		t.Errorf("subject: %q %v", subj.String(), err)
+	}
+	if err := tm.BodyT.Execute(&body, d); err != nil || !strings.Contains(body.String(), "№ 12345 от 12.05.2026") {
+		t.Errorf("body: %q %v", body.String(), err)
 	}
 }
 

@@ -98,36 +98,6 @@ func (r *Rule) Captures() []string {
 	return names
 }
 
-// Render executes t's subject, body and (if set) HTML with data.
-func (t *Template) Render(data TemplateData) (subject, body, html string, err error) {
-	var b strings.Builder
-	run := func(tt *template.Template, out *string) error {
-		if tt == nil {
-			*out = ""
-			return nil
-		}
-		b.Reset()
-		if err := tt.Execute(&b, data); err != nil {
-			return err
-		}
-		*out = b.String()
-		return nil
-	}
-	if err := run(t.SubjectT, &subject); err != nil {
-		return "", "", "", fmt.Errorf("render subject: %w", err)
-	}
-	if err := run(t.BodyT, &body); err != nil {
-		return "", "", "", fmt.Errorf("render body: %w", err)
-	}
-	if err := run(t.HTMLT, &html); err != nil {
-		return "", "", "", fmt.Errorf("render html: %w", err)
-	}
-	// A subject is one line; a template that yields a newline would
-	// inject headers.
-	subject = strings.Join(strings.Fields(subject), " ")
-	return subject, body, html, nil
-}
-
 // tmplPos finds "template: NAME:LINE:" in a text/template error.
 var tmplPos = regexp.MustCompile(`template: [^:]*:(\d+):`)
 
