@@ -187,6 +187,7 @@ func (s *Stack) startDovecot() error {
 		close(p.done)
 	}()
 	s.dovecot = p
+	s.guard.tell(fmt.Sprintf("dovecot %d", cmd.Process.Pid))
 
 	alive := func() error {
 		select {
@@ -230,6 +231,7 @@ func (s *Stack) stopDovecotLocked() error {
 	}
 	s.dovecot = nil
 	pgid := p.cmd.Process.Pid
+	defer s.guard.tell("nodovecot")
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("signalling dovecot pid %d: %w", pgid, err)
 	}

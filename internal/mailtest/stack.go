@@ -55,6 +55,7 @@ type Stack struct {
 	domains []string
 	users   map[string]string // lowercased address -> password
 	policy  *policyServer
+	guard   *watchdog
 	ports   ports
 
 	mu      sync.Mutex // guards dovecot
@@ -109,12 +110,21 @@ func Start(t testing.TB, opt Options) *Stack {
 		s.CAFile = ca
 	}
 
+	s.guard, err = startWatchdog(s.path("postfix"))
+	if err != nil {
+		t.Fatalf("mailtest: %v", err)
+	}
 	s.policy, err = startPolicy()
 	if err != nil {
 		t.Fatalf("mailtest: %v", err)
 	}
-	// Registered after RemoveAll, so it runs before it (cleanups are LIFO):
-	// stop Postfix, then Dovecot, then the policy server, dump logs first.
+	// Registered after RemoveAll, so they run before it (cleanups are LIFO):
+	// dump logs, stop Postfix, Dovecot, the policy server, the watchdog.
+	t.Cleanup(func() {
+		if err := s.guard.done(); err != nil {
+			t.Errorf("mailtest: %v", err)
+		}
+	})
 	t.Cleanup(func() {
 		if err := s.policy.Close(); err != nil {
 			t.Errorf("mailtest: closing policy server: %v", err)
