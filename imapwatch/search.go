@@ -40,7 +40,7 @@ func SearchReplies(ctx context.Context, c *imapclient.Client, mailbox string, ms
 				imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "In-Reply-To", Value: id}}},
 				imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "References", Value: id}}})
 		}
-		uids, err := uidSearch(c, orAll(leaves))
+		uids, err := uidSearch(c, orAll(leaves), nil)
 		if err != nil {
 			return nil, ctxErr(ctx, fmt.Errorf("search replies to %s in %q: %w", strings.Join(chunk, ", "), mailbox, err))
 		}
@@ -63,7 +63,7 @@ func FindMessageID(ctx context.Context, c *imapclient.Client, mailbox, msgid str
 	if err := examine(ctx, c, mailbox); err != nil {
 		return false, err
 	}
-	uids, err := uidSearch(c, &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: ids[0]}}})
+	uids, err := uidSearch(c, &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: ids[0]}}}, nil)
 	if err != nil {
 		return false, ctxErr(ctx, fmt.Errorf("search message-id %s in %q: %w", ids[0], mailbox, err))
 	}
@@ -100,8 +100,8 @@ func examine(ctx context.Context, c *imapclient.Client, mailbox string) error {
 }
 
 // uidSearch runs UID SEARCH and returns the UIDs, ascending.
-func uidSearch(c *imapclient.Client, crit *imap.SearchCriteria) ([]uint32, error) {
-	data, err := c.UIDSearch(crit, nil).Wait()
+func uidSearch(c *imapclient.Client, crit *imap.SearchCriteria, opts *imap.SearchOptions) ([]uint32, error) {
+	data, err := c.UIDSearch(crit, opts).Wait()
 	if err != nil {
 		return nil, err
 	}

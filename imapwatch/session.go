@@ -31,10 +31,11 @@ type session struct {
 	mailbox string
 	log     *slog.Logger
 
-	c         *imapclient.Client
-	condstore bool
-	st        State
-	synced    bool // the first resync of this session completed
+	c          *imapclient.Client
+	condstore  bool
+	searchOpts *imap.SearchOptions // RETURN (ALL) with ESEARCH: UIDs come as ranges
+	st         State
+	synced     bool // the first resync of this session completed
 
 	// Kicked (never blocking) by the unilateral-data handler.
 	exists    chan struct{} // EXISTS: new mail may be there
@@ -143,6 +144,9 @@ func (s *session) run(ctx context.Context) error {
 	})
 
 	caps := c.Caps()
+	if caps.Has(imap.CapESearch) {
+		s.searchOpts = &imap.SearchOptions{ReturnAll: true}
+	}
 	s.condstore = s.tracksFlags() && caps.Has(imap.CapCondStore)
 	sel, err := c.Select(s.mailbox, &imap.SelectOptions{CondStore: s.condstore}).Wait()
 	if err != nil {
@@ -161,7 +165,8 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.synced = true
 	w.synced(s.f)
-	if caps.Has(imap.CapIdle) {
+	s.log.Info("folder in sync, watching", "uidvalidity", s.st.UIDValidity, "last_uid", s.st.LastUID)
+	if caps.Has(imap.CapIdle) && !w.noIdle {
 		return s.idle(ctx)
 	}
 	s.log.Info("server has no IDLE, polling", "every", PollInterval)
@@ -258,12 +263,37 @@ func (s *session) resyncFlags(ctx context.Context, sel *imap.SelectData) error {
 	if err := cmd.Close(); err != nil {
 		return ctxErr(ctx, fmt.Errorf("fetch flags of uid 1:%d in %q: %w", s.st.LastUID, s.mailbox, err))
 	}
+	full := opts.ChangedSince == 0
 	for _, x := range got {
+		if _, known := s.f.flagCache[uint32(x.uid)]; full && !known && !notable(x.flags) {
+			// First look at this message since start: flags that carry no
+			// news (\Seen, \Recent) are remembered but not reported, so a
+			// restart does not call HandleFlags for every sent message.
+			s.remember(x.uid, flagStrings(x.flags))
+			continue
+		}
 		if err := s.reportFlags(ctx, x.uid, x.flags); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// notable reports whether flags hold more than \Seen and \Recent.
+func notable(flags []imap.Flag) bool {
+	for _, f := range flags {
+		if !strings.EqualFold(string(f), string(imap.FlagSeen)) && !strings.EqualFold(string(f), `\Recent`) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) remember(uid imap.UID, fs []string) {
+	if s.f.flagCache == nil {
+		s.f.flagCache = make(map[uint32]string)
+	}
+	s.f.flagCache[uint32(uid)] = flagKey(fs)
 }
 
 // reportFlags passes a flag change of a known message to the Sink, unless
@@ -280,10 +310,7 @@ func (s *session) reportFlags(ctx context.Context, uid imap.UID, flags []imap.Fl
 	if err := s.w.sink.HandleFlags(ctx, s.w.name, s.mailbox, s.f.role, s.st.UIDValidity, uint32(uid), fs); err != nil {
 		return fmt.Errorf("sink: handle flags of uid %d in %q: %w", uid, s.mailbox, err)
 	}
-	if s.f.flagCache == nil {
-		s.f.flagCache = make(map[uint32]string)
-	}
-	s.f.flagCache[uint32(uid)] = key
+	s.remember(uid, fs)
 	s.log.Debug("flags changed", "uid", uint32(uid), "flags", fs)
 	return nil
 }
@@ -334,7 +361,7 @@ func (s *session) reportPending(ctx context.Context) error {
 func (s *session) fetchNew(ctx context.Context) error {
 	var set imap.UIDSet
 	set.AddRange(imap.UID(s.st.LastUID+1), 0) // LastUID+1:*
-	uids, err := uidSearch(s.c, &imap.SearchCriteria{UID: []imap.UIDSet{set}})
+	uids, err := uidSearch(s.c, &imap.SearchCriteria{UID: []imap.UIDSet{set}}, s.searchOpts)
 	if err != nil {
 		return ctxErr(ctx, fmt.Errorf("search new uids above %d in %q: %w", s.st.LastUID, s.mailbox, err))
 	}

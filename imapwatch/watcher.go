@@ -95,6 +95,8 @@ type Watcher struct {
 	opt      Options
 	log      *slog.Logger
 
+	noIdle bool // tests: poll with NOOP as for a server without IDLE
+
 	ready     chan struct{}
 	readyOnce sync.Once
 
@@ -259,7 +261,7 @@ func (w *Watcher) runFolder(ctx context.Context, f *folder) {
 			st.Reconnects++
 			st.LastError = msg
 		})
-		w.log.Warn("imap connection lost, reconnecting", "mailbox", s.mailboxOrRole(), "err", err, "attempt", attempt, "wait", wait)
+		w.log.Warn("imap session ended, reconnecting", "mailbox", s.mailboxOrRole(), "err", err, "attempt", attempt, "wait", wait)
 		t := w.opt.Clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -263,6 +263,29 @@ func TestFlagsOnSentReachHandleFlags(t *testing.T) {
 	if !found {
 		t.Errorf("flag set while down not reported; events %+v", sink.flagEvents())
 	}
+	for _, ev := range sink.flagEvents() {
+		if ev.uid == 1 {
+			t.Errorf("uid 1 has no flags but was reported at reconnect: %+v", ev)
+		}
+	}
+}
+
+func TestPollingWithoutIdle(t *testing.T) {
+	srv, acct := setup(t, "Sent")
+	sink := newSink()
+	fake := clock.NewFake(time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC))
+	w := New(acct, testPass, sink, Options{Logger: testLogger(t), Clock: fake})
+	w.noIdle = true
+	run(t, w)
+	waitReady(t, w)
+	appendN(t, srv, "Sent", 1, 1)
+	waitFor(t, 2*time.Second, "two poll timers", func() bool { return fake.Pending() == 2 })
+	time.Sleep(50 * time.Millisecond) // give a wrong implementation the chance to deliver early
+	if len(sink.uids("Sent")) != 0 {
+		t.Fatal("delivered before the poll interval passed: not polling")
+	}
+	fake.Advance(PollInterval)
+	waitFor(t, 2*time.Second, "polled message", func() bool { return len(sink.uids("Sent")) == 1 })
 }
 
 func TestNeedBodyParsesWholeMessage(t *testing.T) {
