@@ -203,7 +203,12 @@ func (s *Stack) Append(user, mailbox string, raw []byte, flags ...string) error 
 // than n if more arrived). It reconnects across server restarts and treats
 // a missing mailbox as empty. The error on ctx's end says how many were
 // there.
+//
+// n == 0 returns at once with what is there (e.g. to assert "still empty").
 func (s *Stack) WaitDelivered(ctx context.Context, user, mailbox string, n int) ([][]byte, error) {
+	if _, ok := s.users[strings.ToLower(user)]; !ok {
+		return nil, fmt.Errorf("mailtest: waiting for mail of unknown user %q", user)
+	}
 	var (
 		c     *imapclient.Client
 		done  func()

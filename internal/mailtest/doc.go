@@ -16,6 +16,17 @@
 // Mail for any other domain is bounced by Postfix's error transport; the MX
 // port refuses to relay for other domains at RCPT.
 //
+// Use:
+//
+//	s := mailtest.Start(t, mailtest.Options{Users: []mailtest.User{
+//		{Name: "ivan@seller.test", Password: "pw"}, {Name: "olga@buyer.test", Password: "pw"}}})
+//	// the daemon: IMAP s.IMAPAddr, SMTP submission s.SubmissionAddr, AUTH as ivan
+//	s.Append("ivan@seller.test", "Sent", offer, `\Seen`)        // ivan's mail client saved an offer
+//	s.Send(ctx, "olga@buyer.test", []string{"ivan@seller.test"}, reply) // olga answers from outside
+//	msgs, err := s.WaitDelivered(ctx, "olga@buyer.test", "INBOX", 1)    // the reminder arrived
+//	s.SetPolicy("olga@buyer.test", "451 4.7.1 try later")               // the next RCPT is deferred
+//	p := mailtest.NewProxy(t, s.IMAPAddr)                               // point the daemon at p.Addr(), then p.Cut()
+//
 // Invariants:
 //   - Start stops exactly what it started: Dovecot by its own process group
 //     (it runs in the foreground, in a group of its own), Postfix with

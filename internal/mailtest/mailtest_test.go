@@ -328,3 +328,31 @@ func TestStackTLS(t *testing.T) {
 	}
 	tm.step("delivered")
 }
+
+func TestStackPostfixRestart(t *testing.T) {
+	t.Parallel()
+	tm := newTimer(t)
+	s := Start(t, twoUsers())
+	tm.step("start")
+	ctx := ctxT(t, 60*time.Second)
+
+	s.StopPostfix(t)
+	tm.step("stop postfix")
+	if err := s.Send(ctx, olga.Name, []string{ivan.Name}, testMessage(olga.Name, ivan.Name, "refused")); err == nil {
+		t.Fatal("send with postfix stopped succeeded")
+	}
+	s.StopPostfix(t) // stopping twice is harmless
+	s.StartPostfix(t)
+	tm.step("start postfix")
+	if err := s.Send(ctx, olga.Name, []string{ivan.Name}, testMessage(olga.Name, ivan.Name, "after restart")); err != nil {
+		t.Fatalf("send after restart: %v", err)
+	}
+	got, err := s.WaitDelivered(ctx, ivan.Name, "INBOX", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !bytes.Contains(got[0], []byte("Subject: after restart")) {
+		t.Fatalf("INBOX: %q", got)
+	}
+	tm.step("delivered")
+}

@@ -357,6 +357,10 @@ func (s *Stack) dumpLogs(t testing.TB) {
 		}
 		t.Logf("mailtest: tail of %s:\n%s", s.path(f), tail(string(b), 80))
 	}
+	if s.postfixPid() != 0 {
+		out, err := s.postfixCmd("postqueue", "-p")
+		t.Logf("mailtest: postfix queue (err %v):\n%s", err, out)
+	}
 }
 
 func tail(s string, n int) string {
