@@ -43,6 +43,7 @@ func Parse(r io.Reader, maxBody int) (*Record, error) {
 	if readErr != nil {
 		readErr = fmt.Errorf("message: reading: %w", readErr)
 	}
+	data = fixLineEnds(data)
 	fields, body, herr := splitHeader(data)
 	dec := newWordDecoder()
 	rec, ferr := recordFromFields(dec, fields)

@@ -92,6 +92,15 @@ func splitHeader(raw []byte) (fields []field, body []byte, err error) {
 	return fields, nil, errorsJoin(bad)
 }
 
+// fixLineEnds turns bare-CR line ends into LF. QUIRK: classic Mac OS
+// mailboxes (corpus broken/sisimai__mac__*) end lines with CR alone.
+func fixLineEnds(b []byte) []byte {
+	if bytes.IndexByte(b, '\n') >= 0 || bytes.IndexByte(b, '\r') < 0 {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte("\r"), []byte("\n"))
+}
+
 func errorsJoin(bad []string) error {
 	if len(bad) == 0 {
 		return nil
@@ -145,7 +154,7 @@ var ownFields = map[string]bool{
 // rec.SyntheticID = true. Date stays zero when missing or unparseable; the
 // caller fills in INTERNALDATE.
 func ParseHeader(raw []byte) (*Record, error) {
-	fields, _, err := splitHeader(raw)
+	fields, _, err := splitHeader(fixLineEnds(raw))
 	rec, err2 := recordFromFields(newWordDecoder(), fields)
 	return rec, joinErr(err, err2)
 }
