@@ -1,0 +1,34 @@
+// Package daemon wires followupd's stages into one running process:
+//
+//	imapwatch ──records──▶ daemon.ingest ──▶ store ◀── classify (verdicts)
+//	                                           │
+//	              schedule (wheel) ◀── due ────┘
+//	                  │ fire
+//	                  ▼
+//	         per-account sender ──▶ send (SMTP, APPEND to Sent)
+//
+// It is the only package that knows all five stages; each stage hands data
+// on through a small interface it defines (imapwatch.Sink) or plain values.
+// `followupd run`, `followupd demo` and the end-to-end tests all use it, so
+// the demo runs exactly the daemon's code.
+//
+// Decisions, and the invariant each one keeps (numbers from DESIGN.md):
+//
+//   - A message is processed once: ingest skips a Message-ID the store
+//     already holds, and every decision is a pure function of the message and
+//     the follow-up (due times count from the message's own Date), so a batch
+//     redelivered after a crash re-applies the same decisions (6).
+//   - A sent message is tracked only when classify says so, it is not our own
+//     reminder (3), it is not older than lookback, and no answer to it is
+//     already in the store: incoming verdicts are kept (store.Incoming) so an
+//     answer synced before its offer still counts.
+//   - Before a step is submitted the sender's INBOX is searched on the server
+//     for anything citing the thread that the watcher has not processed yet;
+//     if there is, the send waits for the watcher (2). The intent is committed
+//     before SMTP and a step with an intent is never submitted again (1).
+//   - After a restart a step left in sending is proven by its own Message-ID
+//     in Sent, or marked uncertain for a person; it is never resent blindly.
+//   - Steps fire only once the account's folders finished their first sync,
+//     only on business days inside the send window, paced per account, and a
+//     step overdue by more than max_overdue is skipped, not sent late.
+package daemon

@@ -1,0 +1,667 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"followupd/classify"
+	"followupd/config"
+	"followupd/imapwatch"
+	"followupd/message"
+	"followupd/store"
+)
+
+// sink adapts one account's watcher to the daemon (imapwatch.Sink).
+type sink struct {
+	d *Daemon
+	a *account
+}
+
+func (s *sink) LoadState(account, mailbox string) (imapwatch.State, error) {
+	st, err := s.d.db.SyncState(account, mailbox)
+	return imapwatch.State{UIDValidity: st.UIDValidity, LastUID: st.LastUID, HighestModSeq: st.HighestModSeq}, err
+}
+
+func (s *sink) SaveState(account, mailbox string, st imapwatch.State) error {
+	return s.d.db.PutSyncState(account, mailbox, store.SyncState{UIDValidity: st.UIDValidity, LastUID: st.LastUID, HighestModSeq: st.HighestModSeq})
+}
+
+// HandleMessages processes a batch in UID order. A message the store
+// already holds was fully processed before (its record is written last), so
+// it is skipped; everything else is processed, then stored.
+func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error {
+	var fresh []*message.Record
+	for _, rec := range recs {
+		if _, err := s.d.db.Message(rec.MessageID); err == nil {
+			// Known: only its location (and flags) are new.
+			if rec.Role == message.RoleStop {
+				if err := s.d.stopByFolder(rec); err != nil {
+					return err
+				}
+			}
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := s.d.ingest(ctx, s.a, rec); err != nil {
+			return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
+		}
+		fresh = append(fresh, rec)
+	}
+	// Store every record (known ones update their location index).
+	if _, err := s.d.db.PutMessages(recs); err != nil {
+		return err
+	}
+	_ = fresh
+	return nil
+}
+
+// HandleFlags stops a tracked message the sender flagged ("I handle this one").
+func (s *sink) HandleFlags(ctx context.Context, account, mailbox string, role message.Role, uidvalidity, uid uint32, flags []string) error {
+	if role != message.RoleSent {
+		return nil
+	}
+	msgid, err := s.d.db.MessageAt(account, mailbox, uidvalidity, uid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	rec := &message.Record{MessageID: msgid, Flags: flags}
+	return s.d.stopIfFlagged(s.a, rec)
+}
+
+// ingest decides what one new message means.
+func (d *Daemon) ingest(ctx context.Context, a *account, rec *message.Record) error {
+	switch rec.Role {
+	case message.RoleSent:
+		return d.ingestSent(a, rec)
+	case message.RoleDrafts:
+		return nil // never an answer, never tracked
+	case message.RoleStop:
+		return d.stopByFolder(rec)
+	default:
+		return d.ingestIncoming(a, rec)
+	}
+}
+
+func (d *Daemon) ingestSent(a *account, rec *message.Record) error {
+	log := d.log.With("account", a.cfg.Name, "msgid", rec.MessageID)
+	if rec.IsOwn() {
+		return d.ownCopySeen(a, rec)
+	}
+	// The sender's own follow-up in a tracked thread restarts its chain.
+	if handled, err := d.manualFollowUp(a, rec); err != nil || handled {
+		return err
+	}
+	v := d.cls.Sent(a.cfg, rec)
+	if !v.Tracked {
+		log.Debug("not tracked", "reasons", v.Reasons)
+		return nil
+	}
+	now := d.clk.Now()
+	sentAt := rec.Date
+	if sentAt.IsZero() || sentAt.After(now) {
+		sentAt = rec.Internal
+	}
+	if sentAt.IsZero() {
+		sentAt = now
+	}
+	if lb := d.lookback(); sentAt.Before(now.Add(-lb)) {
+		log.Info("not tracked: older than lookback", "rule", v.Rule, "sent", sentAt, "lookback", lb)
+		return nil
+	}
+	rule := d.cfg.Rule(v.Rule)
+	var due time.Time
+	if v.OptIn != nil {
+		due = a.cal.NextOpen(a.cal.Add(sentAt, v.OptIn.Duration, v.OptIn.BusinessDays))
+	} else {
+		var ok bool
+		due, ok = d.dueFor(a, rule, 1, sentAt)
+		if !ok {
+			log.Warn("rule has no steps", "rule", v.Rule)
+			return nil
+		}
+	}
+	from := message.Address{Addr: strings.ToLower(a.cfg.Address), Name: a.cfg.DisplayName}
+	kind := v.Kind
+	f := &store.FollowUp{
+		Account:    a.cfg.Name,
+		MessageID:  rec.MessageID,
+		Rule:       v.Rule,
+		Kind:       kind,
+		Subject:    rec.Subject,
+		From:       from,
+		To:         rec.To,
+		Cc:         rec.Cc,
+		References: rec.References,
+		SentAt:     sentAt,
+		Vars:       v.Vars,
+		State:      store.StateWaiting,
+		Step:       1,
+		Due:        due,
+		LastSent:   sentAt,
+	}
+	f, created, err := d.db.Track(f, now, "tracked by rule "+v.Rule+": "+strings.Join(v.Reasons, "; "))
+	if err != nil {
+		return err
+	}
+	if !created {
+		return nil
+	}
+	log.Info("tracked", "rule", v.Rule, "id", f.ID, "due", f.Due, "reasons", v.Reasons)
+	d.emit(Event{Account: a.cfg.Name, FollowUp: f.ID, MessageID: f.MessageID, Kind: "tracked", Step: 1,
+		Text: fmt.Sprintf("%s %q to %s tracked by rule %s; step 1 due %s", kindOr(kind), f.Subject, addrs(f.To), v.Rule, f.Due.In(a.cal.Location()).Format("Mon 02 Jan 15:04:05"))})
+	// An answer may have been synced before its offer (Inbox and Sent sync
+	// concurrently, and across accounts): apply what the store already knows.
+	if done, err := d.applyKnownAnswers(a, f); err != nil || done {
+		return err
+	}
+	if rec.HasFlag(`\Flagged`) || (a.cfg.Folders.StopKeyword != "" && rec.HasFlag(a.cfg.Folders.StopKeyword)) {
+		return d.stopIfFlagged(a, rec)
+	}
+	d.sched.Set(f.ID, f.Due)
+	return nil
+}
+
+func (d *Daemon) lookback() time.Duration {
+	lb := d.cfg.Lookback.Duration + time.Duration(d.cfg.Lookback.BusinessDays)*24*time.Hour*7/5
+	if lb <= 0 {
+		lb = 14 * 24 * time.Hour
+	}
+	return lb
+}
+
+// ownCopySeen handles one of our reminders appearing in Sent: it proves a
+// step whose outcome was unknown (crash after SMTP, or a server that files
+// submitted mail itself), and in approval mode it means the sender sent the draft.
+func (d *Daemon) ownCopySeen(a *account, rec *message.Record) error {
+	id, step, ok := message.ParseOwnMessageID(rec.MessageID)
+	if !ok {
+		return nil
+	}
+	f, err := d.db.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if f.Step != step || f.SendID != rec.MessageID {
+		return nil
+	}
+	now := d.clk.Now()
+	var ev store.Event
+	switch f.State {
+	case store.StateSending, store.StateUncertain:
+		ev = store.EvSent
+		if f.State == store.StateUncertain {
+			ev = store.EvResolve
+		}
+	case store.StateDraft:
+		ev = store.EvDraftSent
+	default:
+		return nil
+	}
+	f, err = d.db.Transition(id, ev, now, "own copy found in Sent", func(f *store.FollowUp) error {
+		return d.advance(a, f, now)
+	})
+	if errors.Is(err, store.ErrNoChange) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d.log.Info("step proven by own copy in Sent", "account", a.cfg.Name, "id", id, "step", step)
+	d.emit(Event{Account: a.cfg.Name, FollowUp: id, MessageID: f.MessageID, Kind: "sent", Step: step, Text: "step " + fmt.Sprint(step) + " confirmed by its copy in Sent"})
+	d.reschedule(f)
+	return nil
+}
+
+// advance moves f past its current step: next step waiting, or finished.
+// It is called inside a transition's mutate function.
+func (d *Daemon) advance(a *account, f *store.FollowUp, now time.Time) error {
+	if f.SendID != "" {
+		f.Sent = append(f.Sent, f.SendID)
+	}
+	f.SendID = ""
+	f.Attempts = 0
+	f.LastSent = now
+	f.Step++
+	rule := d.cfg.Rule(f.Rule)
+	if due, ok := d.dueFor(a, rule, f.Step, now); ok {
+		f.State = store.StateWaiting
+		f.Due = due
+	} else {
+		f.State = store.StateFinished
+		f.Due = time.Time{}
+	}
+	return nil
+}
+
+// reschedule puts f's due time in the wheel, or takes it out.
+func (d *Daemon) reschedule(f *store.FollowUp) {
+	if f.State.Pending() {
+		d.sched.Set(f.ID, f.Due)
+	} else {
+		d.sched.Cancel(f.ID)
+	}
+}
+
+// manualFollowUp: a non-own message in Sent in a tracked thread (or to the
+// same recipients with the same subject) restarts that chain from its date.
+func (d *Daemon) manualFollowUp(a *account, rec *message.Record) (bool, error) {
+	cands, err := d.candidates(rec.ThreadIDs(), rec.To, false)
+	if err != nil {
+		return false, err
+	}
+	handled := false
+	for _, f := range cands {
+		if f.State.Terminal() || f.MessageID == rec.MessageID {
+			continue
+		}
+		if !d.cls.ManualFollowUp(rec, candidate(f)) {
+			continue
+		}
+		handled = true
+		at := rec.Date
+		if at.IsZero() {
+			at = d.clk.Now()
+		}
+		if !at.After(f.LastSent) {
+			continue
+		}
+		fa := d.accounts[f.Account]
+		if fa == nil {
+			fa = a
+		}
+		nf, err := d.db.Transition(f.ID, store.EvManual, d.clk.Now(), "sender's own follow-up "+rec.MessageID, func(f *store.FollowUp) error {
+			f.LastSent = at
+			if due, ok := d.dueFor(fa, d.cfg.Rule(f.Rule), f.Step, at); ok && f.State == store.StateWaiting {
+				f.Due = due
+			}
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, store.ErrNoChange) || isBadTransition(err) {
+				continue
+			}
+			return true, err
+		}
+		d.log.Info("manual follow-up restarts chain", "account", a.cfg.Name, "id", nf.ID, "msgid", rec.MessageID, "due", nf.Due)
+		d.emit(Event{Account: a.cfg.Name, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "manual", Step: nf.Step, Text: "sender followed up by hand; step " + fmt.Sprint(nf.Step) + " now due " + nf.Due.Format("Mon 02 Jan 15:04:05")})
+		d.reschedule(nf)
+	}
+	return handled, nil
+}
+
+// ingestIncoming classifies a message that arrived in a watched mailbox and
+// applies it to every follow-up it answers, bounces or holds.
+func (d *Daemon) ingestIncoming(a *account, rec *message.Record) error {
+	if rec.IsOwn() {
+		return nil // a copy of our own reminder (e.g. Bcc to self): never an answer
+	}
+	for _, f := range rec.From {
+		if _, ours := d.byAddr[f.Addr]; ours {
+			return nil // a colleague on our team is not the client
+		}
+	}
+	v := d.cls.Incoming(rec)
+	in := store.Incoming{
+		MessageID: rec.MessageID,
+		Account:   a.cfg.Name,
+		Kind:      v.Kind.String(),
+		Date:      msgTime(rec),
+		ThreadIDs: threadIDs(rec),
+		Subject:   rec.Subject,
+		Return:    v.ReturnDate,
+		Failed:    v.FailedRecipients,
+		Detail:    v.Diagnostic,
+	}
+	if len(rec.From) > 0 {
+		in.From = rec.From[0].Addr
+	}
+	if err := d.db.PutIncoming(in); err != nil {
+		return err
+	}
+	return d.applyIncoming(a, rec, v)
+}
+
+func (d *Daemon) applyIncoming(a *account, rec *message.Record, v classify.Verdict) error {
+	var fromAddrs []message.Address
+	fromAddrs = append(fromAddrs, rec.From...)
+	ids := threadIDs(rec)
+	if v.Kind == classify.KindBounce {
+		for _, r := range v.FailedRecipients {
+			fromAddrs = append(fromAddrs, message.Address{Addr: strings.ToLower(r)})
+		}
+	}
+	cands, err := d.candidates(ids, fromAddrs, v.Kind != classify.KindBounce)
+	if err != nil {
+		return err
+	}
+	opt := d.answerOptions()
+	now := d.clk.Now()
+	for _, f := range cands {
+		if f.State.Terminal() && f.State != store.StateFinished && f.State != store.StateUncertain {
+			continue
+		}
+		switch v.Kind {
+		case classify.KindBounce:
+			if !bounceMatches(f, ids, v) {
+				continue
+			}
+			reason := "bounce: " + strings.Join(v.FailedRecipients, ", ")
+			if v.Diagnostic != "" {
+				reason += ": " + v.Diagnostic
+			}
+			if v.AddressGone {
+				reason = "address no longer in use: " + strings.Join(v.Reasons, "; ")
+			}
+			d.terminal(f, store.EvBounce, now, reason, "bounced")
+		case classify.KindAutoReply:
+			ok, why := d.cls.Answers(rec, candidate(f), opt)
+			if !ok {
+				continue
+			}
+			d.autoReply(a, f, rec, v, why)
+		case classify.KindReply:
+			ok, why := d.cls.Answers(rec, candidate(f), opt)
+			if !ok {
+				continue
+			}
+			who := ""
+			if len(rec.From) > 0 {
+				who = rec.From[0].Addr
+			}
+			d.terminal(f, store.EvAnswer, now, "answered by "+who+" ("+why+") "+rec.MessageID, "answered")
+		}
+	}
+	return nil
+}
+
+// terminal moves f to a terminal state by ev, cancelling any pending step.
+func (d *Daemon) terminal(f *store.FollowUp, ev store.Event, now time.Time, reason, kind string) {
+	nf, err := d.db.Transition(f.ID, ev, now, reason, func(f *store.FollowUp) error {
+		switch ev {
+		case store.EvAnswer:
+			f.State = store.StateAnswered
+			f.AnsweredAt = now
+		case store.EvBounce:
+			f.State = store.StateBounced
+		case store.EvStop:
+			f.State = store.StateStopped
+		}
+		f.Outcome = reason
+		f.Due = time.Time{}
+		return nil
+	})
+	if err != nil {
+		if !isBadTransition(err) && !errors.Is(err, store.ErrNoChange) {
+			d.log.Error("recording "+kind, "id", f.ID, "err", err)
+		}
+		return
+	}
+	d.sched.Cancel(nf.ID)
+	d.log.Info(kind, "account", nf.Account, "id", nf.ID, "msgid", nf.MessageID, "reason", reason)
+	d.emit(Event{Account: nf.Account, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: kind, Step: nf.Step, Text: fmt.Sprintf("%q: %s", nf.Subject, reason)})
+}
+
+// autoReply applies an out-of-office: ignored, or (rule policy postpone, a
+// readable return date) the contact's follow-ups are held until the next
+// business day after the return, capped by the rule's max_postpone.
+func (d *Daemon) autoReply(a *account, f *store.FollowUp, rec *message.Record, v classify.Verdict, why string) {
+	who := ""
+	if len(rec.From) > 0 {
+		who = rec.From[0].Addr
+	}
+	rule := d.cfg.Rule(f.Rule)
+	if v.ReturnDate.IsZero() || rule == nil || rule.AutoReply != "postpone" {
+		d.log.Info("auto-reply ignored", "account", f.Account, "id", f.ID, "from", who, "reasons", v.Reasons)
+		d.emit(Event{Account: f.Account, FollowUp: f.ID, MessageID: f.MessageID, Kind: "autoreply", Step: f.Step,
+			Text: fmt.Sprintf("auto-reply from %s on %q is not an answer (%s); chain continues", who, f.Subject, strings.Join(v.Reasons, "; "))})
+		return
+	}
+	fa := d.accounts[f.Account]
+	if fa == nil {
+		fa = a
+	}
+	until := fa.cal.NextOpen(fa.cal.AddBusinessDays(v.ReturnDate, 1))
+	max := rule.MaxPostpone
+	if limit := fa.cal.Add(msgTime(rec), max.Duration, max.BusinessDays); !max.IsZero() && until.After(limit) {
+		until = limit
+	}
+	if err := d.db.SetAway(who, until, "auto-reply "+rec.MessageID); err != nil {
+		d.log.Error("recording away window", "from", who, "err", err)
+	}
+	d.hold(f, until, "auto-reply from "+who+": away until "+until.Format("2006-01-02"))
+}
+
+// hold moves a waiting follow-up to held(until).
+func (d *Daemon) hold(f *store.FollowUp, until time.Time, reason string) {
+	if f.State != store.StateWaiting && f.State != store.StateHeld {
+		return
+	}
+	if !until.After(f.Due) {
+		return
+	}
+	nf, err := d.db.Transition(f.ID, store.EvAway, d.clk.Now(), reason, func(f *store.FollowUp) error {
+		f.State = store.StateHeld
+		f.HeldUntil = until
+		f.Due = until
+		return nil
+	})
+	if err != nil {
+		if !isBadTransition(err) && !errors.Is(err, store.ErrNoChange) {
+			d.log.Error("holding follow-up", "id", f.ID, "err", err)
+		}
+		return
+	}
+	d.reschedule(nf)
+	d.log.Info("held", "account", nf.Account, "id", nf.ID, "until", until, "reason", reason)
+	d.emit(Event{Account: nf.Account, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "held", Step: nf.Step, Text: reason})
+}
+
+// applyKnownAnswers applies stored incoming verdicts to a newly tracked f.
+func (d *Daemon) applyKnownAnswers(a *account, f *store.FollowUp) (bool, error) {
+	ids := []string{f.MessageID}
+	ins, err := d.db.IncomingByThread(ids)
+	if err != nil {
+		return false, err
+	}
+	for _, to := range f.To {
+		more, err := d.db.IncomingFrom(to.Addr, f.SentAt)
+		if err != nil {
+			return false, err
+		}
+		ins = append(ins, more...)
+	}
+	opt := d.answerOptions()
+	for _, in := range ins {
+		if in.Date.Before(f.SentAt) {
+			continue
+		}
+		rec := &message.Record{MessageID: in.MessageID, InReplyTo: in.ThreadIDs, Subject: in.Subject, Date: in.Date, Role: message.RoleInbox}
+		if in.From != "" {
+			rec.From = []message.Address{{Addr: in.From}}
+		}
+		switch in.Kind {
+		case classify.KindReply.String():
+			if ok, why := d.cls.Answers(rec, candidate(f), opt); ok {
+				d.terminal(f, store.EvAnswer, d.clk.Now(), "answered by "+in.From+" ("+why+", seen before the offer was indexed) "+in.MessageID, "answered")
+				return true, nil
+			}
+		case classify.KindBounce.String():
+			if bounceMatches(f, in.ThreadIDs, classify.Verdict{FailedRecipients: in.Failed}) {
+				d.terminal(f, store.EvBounce, d.clk.Now(), "bounce: "+strings.Join(in.Failed, ", ")+": "+in.Detail, "bounced")
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (d *Daemon) answerOptions() classify.AnswerOptions {
+	return classify.AnswerOptions{
+		ColleagueAnswers:        d.cfg.ColleagueAnswers == nil || *d.cfg.ColleagueAnswers,
+		AnyMessageFromRecipient: d.cfg.AnyMessageFromRecipient == nil || *d.cfg.AnyMessageFromRecipient,
+		PublicDomains:           d.cfg.PublicDomains,
+	}
+}
+
+// candidates finds the follow-ups a message may concern: by thread ids, and
+// by the given addresses (and their domains when colleague answers count).
+func (d *Daemon) candidates(ids []string, addrs []message.Address, domains bool) ([]*store.FollowUp, error) {
+	seen := map[uint64]bool{}
+	var out []*store.FollowUp
+	add := func(fs []*store.FollowUp) {
+		for _, f := range fs {
+			if !seen[f.ID] {
+				seen[f.ID] = true
+				out = append(out, f)
+			}
+		}
+	}
+	if len(ids) > 0 {
+		fs, err := d.db.ByThread(ids)
+		if err != nil {
+			return nil, err
+		}
+		add(fs)
+	}
+	for _, ad := range addrs {
+		if ad.Addr == "" {
+			continue
+		}
+		fs, err := d.db.ByRecipient(ad.Addr)
+		if err != nil {
+			return nil, err
+		}
+		add(fs)
+		if domains && d.answerOptions().ColleagueAnswers {
+			if dom := ad.Domain(); dom != "" {
+				fs, err := d.db.ByRecipientDomain(dom)
+				if err != nil {
+					return nil, err
+				}
+				add(fs)
+			}
+		}
+	}
+	return out, nil
+}
+
+// stopByFolder: a tracked message found in the Stop folder stops its follow-up.
+func (d *Daemon) stopByFolder(rec *message.Record) error {
+	f, err := d.db.ByMessageID(rec.MessageID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if f.MessageID != rec.MessageID || f.State.Terminal() {
+		return nil
+	}
+	d.terminal(f, store.EvStop, d.clk.Now(), "moved to "+rec.Mailbox+" by the sender", "stopped")
+	return nil
+}
+
+// stopIfFlagged stops the follow-up of a tracked message flagged by its sender.
+func (d *Daemon) stopIfFlagged(a *account, rec *message.Record) error {
+	kw := a.cfg.Folders.StopKeyword
+	flag := ""
+	switch {
+	case rec.HasFlag(`\Flagged`):
+		flag = `\Flagged`
+	case kw != "" && rec.HasFlag(kw):
+		flag = kw
+	default:
+		return nil
+	}
+	f, err := d.db.ByMessageID(rec.MessageID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if f.MessageID != rec.MessageID || f.State.Terminal() {
+		return nil
+	}
+	d.terminal(f, store.EvStop, d.clk.Now(), "marked "+flag+" by the sender", "stopped")
+	return nil
+}
+
+func bounceMatches(f *store.FollowUp, ids []string, v classify.Verdict) bool {
+	for _, id := range ids {
+		if id == f.MessageID {
+			return true
+		}
+		for _, s := range f.Sent {
+			if id == s {
+				return true
+			}
+		}
+		if id == f.SendID && id != "" {
+			return true
+		}
+	}
+	if len(ids) > 0 {
+		return false // it cites a thread, and not this one
+	}
+	for _, r := range v.FailedRecipients {
+		for _, to := range f.To {
+			if strings.EqualFold(r, to.Addr) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func candidate(f *store.FollowUp) classify.Candidate {
+	sent := append([]string(nil), f.Sent...)
+	if f.SendID != "" {
+		sent = append(sent, f.SendID)
+	}
+	return classify.Candidate{MessageID: f.MessageID, Sent: sent, To: f.To, Subject: f.Subject, SentAt: f.SentAt, Account: f.Account}
+}
+
+// threadIDs are the ids a message cites, including a bounce's returned message.
+func threadIDs(rec *message.Record) []string {
+	ids := rec.ThreadIDs()
+	if rec.Report != nil && rec.Report.OriginalMessageID != "" {
+		ids = append(ids, rec.Report.OriginalMessageID)
+	}
+	return ids
+}
+
+func msgTime(rec *message.Record) time.Time {
+	if !rec.Date.IsZero() {
+		return rec.Date
+	}
+	return rec.Internal
+}
+
+func isBadTransition(err error) bool {
+	var te *store.TransitionError
+	return errors.As(err, &te)
+}
+
+func kindOr(k string) string {
+	if k == "" {
+		return "message"
+	}
+	return k
+}
+
+func addrs(as []message.Address) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.Addr)
+	}
+	return strings.Join(s, ", ")
+}
+
+var _ = config.ModeAuto
