@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,7 +27,16 @@ func (db *DB) Check() error {
 			problems = append(problems, fmt.Errorf(format, args...))
 		}
 	}
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	err := db.view(func(tx *bolt.Tx) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%w: bbolt panicked: %v", ErrInvalid, r)
+			}
+		}()
+		// Our own walk first: it faults safely on a broken page, where
+		// bbolt's checker runs in a goroutine we cannot guard.
+		walk(tx)
 		for err := range tx.Check() {
 			add("bbolt: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -34,6 +35,10 @@ var (
 	// ErrNotFound: no message, follow-up or meta key by that name.
 	ErrNotFound = errors.New("store: not found")
 )
+
+// errRollback ends a write transaction that turned out to change nothing,
+// so not even a new transaction id is written.
+var errRollback = errors.New("store: nothing to write")
 
 // DefaultTimeout is how long Open waits for the file lock when
 // Options.Timeout is zero.
@@ -101,6 +106,9 @@ func Open(path string, opt Options) (*DB, error) {
 // openBolt opens the bbolt file, turning bbolt's errors and panics (it may
 // panic on some corrupt files) into clear errors.
 func openBolt(path string, opt Options) (bdb *bolt.DB, err error) {
+	// A corrupt page can point outside the mapping: make that fault a
+	// panic this goroutine recovers from instead of a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	var file *os.File // captured so a panic inside bolt.Open can still release it
 	bopt := &bolt.Options{
 		Timeout:  opt.Timeout,
@@ -141,6 +149,7 @@ func openBolt(path string, opt Options) (bdb *bolt.DB, err error) {
 // the buckets. A bbolt file with buckets but no schema is someone else's
 // and is left untouched.
 func (db *DB) initSchema(readOnly bool) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store: %s is %w: bbolt panicked: %v", db.path, ErrInvalid, r)
@@ -149,7 +158,7 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 	var version uint32
 	var foreign []string
 	var missing bool
-	err = db.bdb.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		if m := tx.Bucket(bucketMeta); m != nil {
 			v := m.Get(keySchema)
 			if len(v) != 4 {
@@ -157,6 +166,7 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 			}
 			version = binary.BigEndian.Uint32(v)
 		}
+		walk(tx)
 		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 			known := false
 			for _, b := range allBuckets {
@@ -179,7 +189,7 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 	if version > schemaVersion {
 		return fmt.Errorf("store: %s is %w (schema %d; this build reads up to %d)", db.path, ErrNewerSchema, version, schemaVersion)
 	}
-	err = db.bdb.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if tx.Bucket(b) == nil {
 				missing = true
@@ -196,7 +206,7 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 	if readOnly {
 		return fmt.Errorf("store: %s is %w: not initialised (open it read-write once)", db.path, ErrInvalid)
 	}
-	return db.bdb.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create bucket %s in %s: %w", b, db.path, err)
@@ -209,6 +219,57 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 		}
 		return nil
 	})
+}
+
+// update runs fn in a write transaction. bbolt panics on some corrupt
+// pages (a double-freed page at commit, a page pointer past the mapping):
+// those become an error naming the file, so the daemon stops acting on a
+// broken store instead of crashing in the middle of a send.
+func (db *DB) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer db.recoverTx(&err)
+	return db.bdb.Update(fn)
+}
+
+// view runs fn in a read transaction, recovering like update.
+func (db *DB) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer db.recoverTx(&err)
+	return db.bdb.View(fn)
+}
+
+func (db *DB) recoverTx(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("store: %s is %w: transaction panicked: %v", db.path, ErrInvalid, r)
+		db.log.Error("database transaction panicked; the file may be corrupt", "path", db.path, "err", *err)
+	}
+}
+
+// walk touches every key and value of every bucket, so a corrupt page
+// faults here, under SetPanicOnFault and recover, rather than later in the
+// daemon. It reads page headers and the ends of each value, not every
+// byte, so it costs time in proportion to the number of keys.
+func walk(tx *bolt.Tx) {
+	var sink byte
+	var visit func(b *bolt.Bucket)
+	visit = func(b *bolt.Bucket) {
+		_ = b.ForEach(func(k, v []byte) error {
+			sink ^= k[0] ^ k[len(k)-1]
+			if v == nil {
+				if sub := b.Bucket(k); sub != nil {
+					visit(sub)
+				}
+			} else if len(v) > 0 {
+				sink ^= v[0] ^ v[len(v)-1]
+			}
+			return nil
+		})
+	}
+	_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		visit(b)
+		return nil
+	})
+	_ = sink
 }
 
 // Close closes the file and releases the lock.
@@ -226,7 +287,7 @@ func (db *DB) Path() string { return db.path }
 // daemon keeps running (one read transaction).
 func (db *DB) Backup(w io.Writer) (int64, error) {
 	var n int64
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
@@ -241,7 +302,7 @@ func (db *DB) Backup(w io.Writer) (int64, error) {
 // or ErrNotFound.
 func (db *DB) Meta(key string) ([]byte, error) {
 	var out []byte
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketKV).Get([]byte(key))
 		if v == nil {
 			return fmt.Errorf("meta %q: %w", key, ErrNotFound)
@@ -257,7 +318,7 @@ func (db *DB) PutMeta(key string, val []byte) error {
 	if key == "" {
 		return errors.New("store: empty meta key")
 	}
-	return db.bdb.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKV)
 		if val == nil {
 			return b.Delete([]byte(key))

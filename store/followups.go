@@ -65,44 +65,52 @@ func (db *DB) Track(f *FollowUp, at time.Time, reason string) (out *FollowUp, cr
 	if err := checkShape(f); err != nil {
 		return nil, false, fmt.Errorf("store: track %q: %w", f.MessageID, err)
 	}
-	err = db.bdb.Update(func(tx *bolt.Tx) error {
-		mid := []byte(f.MessageID)
-		if v := tx.Bucket(bucketFUMsgID).Get(mid); v != nil {
-			var err error
-			out, err = loadFU(tx, binary.BigEndian.Uint64(v))
-			return err
+	err = db.update(func(tx *bolt.Tx) error {
+		var err error
+		out, created, err = trackTx(tx, f, at, reason)
+		if err == nil && !created {
+			return errRollback // already tracked: not even a new txid
 		}
-		if v := tx.Bucket(bucketFUThread).Get(mid); v != nil {
-			return fmt.Errorf("track %q (a reminder of follow-up %d): %w", f.MessageID, binary.BigEndian.Uint64(v), ErrOwnMessage)
-		}
-		id, err := tx.Bucket(bucketFU).NextSequence()
-		if err != nil {
-			return fmt.Errorf("store: track %q: assign id: %w", f.MessageID, err)
-		}
-		c := *f
-		c.ID = id
-		c.History = append(slices.Clone(f.History), HistoryEntry{At: at, Event: EvTrack, From: StateNone, To: c.State, Step: c.Step, Reason: reason})
-		if err := tx.Bucket(bucketFUMsgID).Put(mid, u64(id)); err != nil {
-			return fmt.Errorf("store: track %q: index: %w", f.MessageID, err)
-		}
-		if err := updateIndexes(tx, nil, &c); err != nil {
-			return err
-		}
-		raw, err := putFU(tx, &c)
-		if err != nil {
-			return err
-		}
-		out, err = decodeFU(id, raw)
-		created = true
 		return err
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errRollback) {
 		return nil, false, err
 	}
 	if created {
 		db.log.Info("tracking sent message", "account", out.Account, "msgid", out.MessageID, "rule", out.Rule, "step", out.Step, "id", out.ID, "due", out.Due)
 	}
 	return out, created, nil
+}
+
+// trackTx is Track inside a write transaction.
+func trackTx(tx *bolt.Tx, f *FollowUp, at time.Time, reason string) (*FollowUp, bool, error) {
+	mid := []byte(f.MessageID)
+	if v := tx.Bucket(bucketFUMsgID).Get(mid); v != nil {
+		out, err := loadFU(tx, binary.BigEndian.Uint64(v))
+		return out, false, err
+	}
+	if v := tx.Bucket(bucketFUThread).Get(mid); v != nil {
+		return nil, false, fmt.Errorf("track %q (a reminder of follow-up %d): %w", f.MessageID, binary.BigEndian.Uint64(v), ErrOwnMessage)
+	}
+	id, err := tx.Bucket(bucketFU).NextSequence()
+	if err != nil {
+		return nil, false, fmt.Errorf("store: track %q: assign id: %w", f.MessageID, err)
+	}
+	c := *f
+	c.ID = id
+	c.History = append(slices.Clone(f.History), HistoryEntry{At: at, Event: EvTrack, From: StateNone, To: c.State, Step: c.Step, Reason: reason})
+	if err := tx.Bucket(bucketFUMsgID).Put(mid, u64(id)); err != nil {
+		return nil, false, fmt.Errorf("store: track %q: index: %w", f.MessageID, err)
+	}
+	if err := updateIndexes(tx, nil, &c); err != nil {
+		return nil, false, err
+	}
+	raw, err := putFU(tx, &c)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := decodeFU(id, raw)
+	return out, err == nil, err
 }
 
 // Transition moves follow-up id by ev in one transaction. mutate (may be
@@ -114,7 +122,7 @@ func (db *DB) Track(f *FollowUp, at time.Time, reason string) (out *FollowUp, cr
 // clears SendID when the follow-up leaves Sending/Draft/Uncertain.
 func (db *DB) Transition(id uint64, ev Event, at time.Time, reason string, mutate func(f *FollowUp) error) (*FollowUp, error) {
 	var out *FollowUp
-	err := db.bdb.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketFU).Get(u64(id))
 		if raw == nil {
 			return fmt.Errorf("follow-up %d: %w", id, ErrNotFound)
@@ -359,7 +367,7 @@ func updateIndexes(tx *bolt.Tx, old, f *FollowUp) error {
 // Get returns follow-up id, or ErrNotFound.
 func (db *DB) Get(id uint64) (*FollowUp, error) {
 	var out *FollowUp
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		out, err = loadFU(tx, id)
 		return err
@@ -371,7 +379,7 @@ func (db *DB) Get(id uint64) (*FollowUp, error) {
 // one of its reminders (any own id it ever used), or ErrNotFound.
 func (db *DB) ByMessageID(msgid string) (*FollowUp, error) {
 	var out *FollowUp
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketFUMsgID, bucketFUThread} {
 			if v := tx.Bucket(b).Get([]byte(msgid)); v != nil {
 				var err error
@@ -388,7 +396,7 @@ func (db *DB) ByMessageID(msgid string) (*FollowUp, error) {
 // are among ids (a message's In-Reply-To and References), sorted by ID.
 func (db *DB) ByThread(ids []string) ([]*FollowUp, error) {
 	var out []*FollowUp
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var found []uint64
 		for _, id := range ids {
 			if id == "" {
@@ -426,7 +434,7 @@ func loadAll(tx *bolt.Tx, ids []uint64) ([]*FollowUp, error) {
 func (db *DB) byName(bucket []byte, name string) ([]*FollowUp, error) {
 	name = strings.ToLower(strings.TrimSpace(name))
 	var out []*FollowUp
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		prefix := addrPrefix(name)
 		var ids []uint64
 		c := tx.Bucket(bucket).Cursor()
@@ -459,7 +467,7 @@ func (db *DB) PendingDue(fn func(id uint64, due time.Time) bool) error {
 		id  uint64
 	}
 	var items []item
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFUDue)
 		items = make([]item, 0, b.Stats().KeyN)
 		return b.ForEach(func(k, _ []byte) error {
@@ -485,7 +493,7 @@ func (db *DB) PendingDue(fn func(id uint64, due time.Time) bool) error {
 // InState returns the follow-ups in state s, sorted by ID.
 func (db *DB) InState(s State) ([]*FollowUp, error) {
 	var out []*FollowUp
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		out, err = inState(tx, s)
 		return err
@@ -508,7 +516,7 @@ func inState(tx *bolt.Tx, s State) ([]*FollowUp, error) {
 // List returns the follow-ups matching f, sorted by ID.
 func (db *DB) List(f Filter) ([]*FollowUp, error) {
 	var out []*FollowUp
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var all []*FollowUp
 		if f.State != StateNone {
 			var err error
@@ -541,7 +549,7 @@ func (db *DB) List(f Filter) ([]*FollowUp, error) {
 // Counts returns how many follow-ups are in each state (absent = 0).
 func (db *DB) Counts() (map[State]int, error) {
 	out := make(map[State]int)
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFUState).ForEach(func(k, _ []byte) error {
 			if len(k) == 9 {
 				out[State(k[0])]++
@@ -564,7 +572,7 @@ func (db *DB) SetAway(addr string, until time.Time, reason string) error {
 	if addr == "" {
 		return errors.New("store: set away: empty address")
 	}
-	return db.bdb.Update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAway)
 		if v := b.Get([]byte(addr)); v != nil {
 			var old away
@@ -572,7 +580,7 @@ func (db *DB) SetAway(addr string, until time.Time, reason string) error {
 				return fmt.Errorf("store: decode away of %s: %w", addr, err)
 			}
 			if !until.After(old.Until) {
-				return nil
+				return errRollback
 			}
 		}
 		v, err := json.Marshal(away{Until: until, Reason: reason})
@@ -584,6 +592,10 @@ func (db *DB) SetAway(addr string, until time.Time, reason string) error {
 		}
 		return nil
 	})
+	if errors.Is(err, errRollback) {
+		return nil
+	}
+	return err
 }
 
 // AwayUntil returns the latest return date recorded for addr and whether
@@ -592,7 +604,7 @@ func (db *DB) AwayUntil(addr string) (time.Time, bool, error) {
 	addr = strings.ToLower(strings.TrimSpace(addr))
 	var a away
 	var ok bool
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketAway).Get([]byte(addr))
 		if v == nil {
 			return nil

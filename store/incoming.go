@@ -34,7 +34,7 @@ func (db *DB) PutIncoming(in Incoming) error {
 		return fmt.Errorf("store: incoming message without id")
 	}
 	in.From = strings.ToLower(in.From)
-	return db.bdb.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketIn)
 		if b.Get([]byte(in.MessageID)) != nil {
 			return nil
@@ -70,7 +70,7 @@ func (db *DB) PutIncoming(in Incoming) error {
 // IncomingByThread returns the verdicts on messages citing any of ids.
 func (db *DB) IncomingByThread(ids []string) ([]Incoming, error) {
 	var out []Incoming
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		seen := map[string]bool{}
 		c := tx.Bucket(bucketInThread).Cursor()
 		for _, id := range ids {
@@ -98,7 +98,7 @@ func (db *DB) IncomingByThread(ids []string) ([]Incoming, error) {
 // IncomingFrom returns the verdicts on messages from addr dated at or after since.
 func (db *DB) IncomingFrom(addr string, since time.Time) ([]Incoming, error) {
 	var out []Incoming
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		prefix := addrPrefix(strings.ToLower(addr))
 		start := make([]byte, len(prefix)+timeKeyLen)
 		copy(start, prefix)

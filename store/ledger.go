@@ -109,7 +109,7 @@ func putLedger(tx *bolt.Tx, key []byte, e *LedgerEntry) error {
 // Ledger returns every send attempt of a follow-up, by step then attempt.
 func (db *DB) Ledger(id uint64) ([]LedgerEntry, error) {
 	var out []LedgerEntry
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		out, err = ledgerOf(tx, id)
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -27,7 +28,8 @@ func (db *DB) PutMessages(recs []*message.Record) (fresh []bool, err error) {
 		}
 	}
 	fresh = make([]bool, len(recs))
-	err = db.bdb.Update(func(tx *bolt.Tx) error {
+	changed := false
+	err = db.update(func(tx *bolt.Tx) error {
 		msgs, locs := tx.Bucket(bucketMsg), tx.Bucket(bucketMsgLoc)
 		for i, r := range recs {
 			id := []byte(r.MessageID)
@@ -36,8 +38,11 @@ func (db *DB) PutMessages(recs []*message.Record) (fresh []bool, err error) {
 				if err != nil {
 					return fmt.Errorf("index message %q: %w", r.MessageID, err)
 				}
-				if err := locs.Put(k, id); err != nil {
-					return fmt.Errorf("store: index message %q at %s/%s uid %d: %w", r.MessageID, r.Account, r.Mailbox, r.UID, err)
+				if !bytes.Equal(locs.Get(k), id) {
+					if err := locs.Put(k, id); err != nil {
+						return fmt.Errorf("store: index message %q at %s/%s uid %d: %w", r.MessageID, r.Account, r.Mailbox, r.UID, err)
+					}
+					changed = true
 				}
 			}
 			old := msgs.Get(id)
@@ -52,6 +57,7 @@ func (db *DB) PutMessages(recs []*message.Record) (fresh []bool, err error) {
 					return fmt.Errorf("store: put message %q: %w", r.MessageID, err)
 				}
 				fresh[i] = true
+				changed = true
 				continue
 			}
 			var stored message.Record
@@ -68,11 +74,15 @@ func (db *DB) PutMessages(recs []*message.Record) (fresh []bool, err error) {
 				if err := msgs.Put(id, v); err != nil {
 					return fmt.Errorf("store: update flags of message %q: %w", r.MessageID, err)
 				}
+				changed = true
 			}
+		}
+		if !changed {
+			return errRollback // a pure re-sighting writes nothing at all
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errRollback) {
 		return nil, err
 	}
 	return fresh, nil
@@ -81,7 +91,7 @@ func (db *DB) PutMessages(recs []*message.Record) (fresh []bool, err error) {
 // Message returns the stored record (without Body), or ErrNotFound.
 func (db *DB) Message(id string) (*message.Record, error) {
 	var r message.Record
-	err := db.bdb.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMsg).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("message %q: %w", id, ErrNotFound)
@@ -104,7 +114,7 @@ func (db *DB) MessageAt(account, mailbox string, uidvalidity, uid uint32) (strin
 		return "", err
 	}
 	var id string
-	err = db.bdb.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMsgLoc).Get(k)
 		if v == nil {
 			return fmt.Errorf("message at %s/%s uidvalidity %d uid %d: %w", account, mailbox, uidvalidity, uid, ErrNotFound)
@@ -123,7 +133,7 @@ func (db *DB) SyncState(account, mailbox string) (SyncState, error) {
 	if err != nil {
 		return s, err
 	}
-	err = db.bdb.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSync).Get(k)
 		if v == nil {
 			return nil
@@ -146,7 +156,7 @@ func (db *DB) PutSyncState(account, mailbox string, s SyncState) error {
 	if err != nil {
 		return fmt.Errorf("store: encode sync state of %s/%s: %w", account, mailbox, err)
 	}
-	return db.bdb.Update(func(tx *bolt.Tx) error {
+	return db.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketSync).Put(k, v); err != nil {
 			return fmt.Errorf("store: put sync state of %s/%s: %w", account, mailbox, err)
 		}
@@ -164,7 +174,7 @@ func (db *DB) ForgetFolder(account, mailbox string, uidvalidity uint32) (int, er
 	}
 	prefix := binary.BigEndian.AppendUint32(k, uidvalidity)
 	n := 0
-	err = db.bdb.Update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMsgLoc)
 		var keys [][]byte
 		c := b.Cursor()

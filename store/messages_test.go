@@ -1,0 +1,113 @@
+package store_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"followupd/message"
+	"followupd/store"
+	"followupd/store/storetest"
+)
+
+func rec(id, mailbox string, role message.Role, uid uint32, flags ...string) *message.Record {
+	return &message.Record{
+		Account: "work", Mailbox: mailbox, Role: role, UIDValidity: 7, UID: uid,
+		MessageID: id, Subject: "Offer", Date: t0, Flags: flags,
+		From:    []message.Address{{Addr: "me@seller.example"}},
+		Headers: map[string]string{"Subject": "Offer"},
+		Body:    "secret body text", HasBody: true,
+		Attachments: []message.Attachment{{Filename: "offer.pdf", ContentType: "application/pdf"}},
+	}
+}
+
+func TestPutMessages(t *testing.T) {
+	db := storetest.New(t)
+	fresh, err := db.PutMessages([]*message.Record{
+		rec("a@x", "Sent", message.RoleSent, 1),
+		rec("b@x", "Sent", message.RoleSent, 2),
+		rec("a@x", "Archive", message.RoleOther, 9), // same batch, second sighting
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, false}; !slices.Equal(fresh, want) {
+		t.Errorf("fresh %v, want %v", fresh, want)
+	}
+	got, err := db.Message("a@x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Body != "" || got.Mailbox != "Sent" || got.UID != 1 || len(got.Attachments) != 1 || got.Headers["Subject"] != "Offer" || !got.Date.Equal(t0) {
+		t.Errorf("stored %+v", got)
+	}
+	for _, tc := range []struct {
+		mailbox  string
+		uid      uint32
+		want     string
+		notFound bool
+	}{
+		{"Sent", 1, "a@x", false},
+		{"Archive", 9, "a@x", false},
+		{"Sent", 2, "b@x", false},
+		{"Sent", 3, "", true},
+		{"Inbox", 1, "", true},
+	} {
+		id, err := db.MessageAt("work", tc.mailbox, 7, tc.uid)
+		if tc.notFound != errors.Is(err, store.ErrNotFound) || id != tc.want {
+			t.Errorf("MessageAt(%s, %d) = %q, %v", tc.mailbox, tc.uid, id, err)
+		}
+	}
+
+	// Second sighting: only location and (from Sent) flags change.
+	again := rec("a@x", "Sent", message.RoleSent, 1, `\Flagged`)
+	again.Subject = "changed"
+	fresh, err = db.PutMessages([]*message.Record{again, rec("a@x", "INBOX", message.RoleInbox, 5, `\Seen`)})
+	if err != nil || !slices.Equal(fresh, []bool{false, false}) {
+		t.Fatalf("again: %v %v", fresh, err)
+	}
+	got, _ = db.Message("a@x")
+	if got.Subject != "Offer" || !slices.Equal(got.Flags, []string{`\Flagged`}) {
+		t.Errorf("after second sighting: subject %q flags %q", got.Subject, got.Flags)
+	}
+	if _, err := db.PutMessages([]*message.Record{rec("c@x", "Sent", message.RoleSent, 3), rec("", "Sent", message.RoleSent, 4)}); err == nil {
+		t.Error("record without id accepted")
+	}
+	if _, err := db.Message("c@x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("failed batch stored a record: %v", err)
+	}
+	if n, err := db.ForgetFolder("work", "Sent", 7); err != nil || n != 2 {
+		t.Errorf("ForgetFolder: %d %v", n, err)
+	}
+	if _, err := db.MessageAt("work", "Sent", 7, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("forgotten location: %v", err)
+	}
+	if _, err := db.Message("a@x"); err != nil {
+		t.Errorf("ForgetFolder dropped the message: %v", err)
+	}
+}
+
+func TestSyncState(t *testing.T) {
+	db := storetest.New(t)
+	s, err := db.SyncState("work", "Sent")
+	if err != nil || s != (store.SyncState{}) {
+		t.Fatalf("unknown folder: %+v %v", s, err)
+	}
+	want := store.SyncState{UIDValidity: 42, LastUID: 1000, HighestModSeq: 1 << 40}
+	if err := db.PutSyncState("work", "Sent", want); err != nil {
+		t.Fatal(err)
+	}
+	// Names that would collide if keys were simply concatenated.
+	if err := db.PutSyncState("wor", "kSent", store.SyncState{UIDValidity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	db.Reopen()
+	if s, _ := db.SyncState("work", "Sent"); s != want {
+		t.Errorf("after reopen %+v, want %+v", s, want)
+	}
+	if s, _ := db.SyncState("wor", "kSent"); s.UIDValidity != 1 {
+		t.Errorf("colliding name: %+v", s)
+	}
+	_ = time.Second
+}
