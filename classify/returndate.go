@@ -76,8 +76,9 @@ var quoteStart = regexp.MustCompile(`(?im)^(?:>|-{2,}\s*(?:original message|ис
 // returnDate reads the date an auto-reply says its author is back, relative
 // to rec.Date (INTERNALDATE when absent): the latest date in the text that
 // follows a "back / until / до / bis ..." word and lies from the message
-// day up to a year after it. A date without a year is its next
-// occurrence. Numeric dates are day first (12.03 = 12 March); with '/'
+// day up to two years after it. A date without a year is its next
+// occurrence, except that a day up to 60 days back is taken for the start
+// of the absence and skipped. Numeric dates are day first (12.03 = 12 March); with '/'
 // the month is first only when the day part cannot be a month.
 func returnDate(rec *message.Record) (time.Time, string) {
 	base := rec.Date
@@ -116,13 +117,16 @@ func returnDate(rec *message.Record) (time.Time, string) {
 		} else {
 			t = time.Date(day0.Year(), time.Month(m), d, 0, 0, 0, 0, loc)
 			if t.Before(day0) {
+				if day0.Sub(t) < 60*24*time.Hour {
+					return // a recent past day: when the absence began
+				}
 				t = time.Date(day0.Year()+1, time.Month(m), d, 0, 0, 0, 0, loc)
 			}
 		}
 		if t.Day() != d { // 31.02 rolled over
 			return
 		}
-		if t.Before(day0) || t.After(day0.AddDate(1, 0, 0)) {
+		if t.Before(day0) || t.After(day0.AddDate(2, 0, 0)) { // parental leave: up to two years
 			return
 		}
 		if t.After(best) {
