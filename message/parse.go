@@ -232,6 +232,9 @@ func recordFromFields(dec *mime.WordDecoder, fields []field) (*Record, error) {
 			// Raw 8-bit subject: the body's charset is the best hint.
 			rec.Subject = decodeHeaderText(dec, decodeCharset(cs, []byte(v)))
 		}
+		// A folded "Subject:\r\n =?...?=" (go-mail writes long subjects
+		// so) unfolds to a leading space that is no part of the subject.
+		rec.Subject = strings.TrimSpace(rec.Subject)
 	}
 	if rec.ContentType == "multipart/report" {
 		if rt := strings.ToLower(ctParams["report-type"]); rt != "" {
