@@ -172,13 +172,13 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 	if opt.DB != nil {
 		d.db = opt.DB
 	} else {
-		db, err := store.Open(filepath.Join(cfg.StateDir, DBFile), store.Options{Timeout: time.Second, Logger: d.log.With("pkg", "store")})
+		db, err := store.Open(filepath.Join(cfg.StateDir, DBFile), store.Options{Timeout: time.Second, Logger: d.log})
 		if err != nil {
 			return nil, err
 		}
 		d.db, d.ownDB = db, true
 	}
-	d.sched = schedule.NewScheduler(d.clk, d.log.With("pkg", "schedule"))
+	d.sched = schedule.NewScheduler(d.clk, d.log)
 	return d, nil
 }
 

@@ -32,21 +32,24 @@ type world struct {
 	dir    string
 	events chan daemon.Event
 	loc    *time.Location
+	users  map[string]string
+	seen   []daemon.Event // events received but not yet expected
 }
 
 const pw = "secret"
 
 func newWorld(t *testing.T, start time.Time, users ...string) *world {
 	t.Helper()
-	w := &world{t: t, clk: clock.NewFake(start), dir: t.TempDir(), events: make(chan daemon.Event, 256), loc: start.Location()}
+	w := &world{t: t, clk: clock.NewFake(start), dir: t.TempDir(), events: make(chan daemon.Event, 256), loc: start.Location(), users: map[string]string{}}
 	w.imap = imaptest.NewServer(t)
 	for _, u := range users {
 		if err := w.imap.AddUser(u, pw, "INBOX", "Sent", "Drafts"); err != nil {
 			t.Fatal(err)
 		}
+		w.users[u] = pw
 	}
 	var err error
-	w.smtp, err = smtptest.Start("127.0.0.1:0", smtptest.Options{OnMessage: func(m smtptest.Message) {
+	w.smtp, err = smtptest.Start("127.0.0.1:0", smtptest.Options{Users: w.users, OnMessage: func(m smtptest.Message) {
 		for _, r := range m.To {
 			_ = w.imap.Append(strings.ToLower(r), "INBOX", m.Data)
 		}
@@ -145,34 +148,51 @@ func (w *world) run(cfg *config.Config) (*daemon.Daemon, func()) {
 	return d, stop
 }
 
-// expect waits (real time) for an event of kind about msgid.
+// expect waits (real time) for an event of kind about msgid ("" = any);
+// events that do not match stay for later expectations.
 func (w *world) expect(kind, msgid string) daemon.Event {
 	w.t.Helper()
+	match := func(ev daemon.Event) bool { return ev.Kind == kind && (msgid == "" || ev.MessageID == msgid) }
+	for i, ev := range w.seen {
+		if match(ev) {
+			w.seen = append(w.seen[:i:i], w.seen[i+1:]...)
+			return ev
+		}
+	}
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case ev := <-w.events:
 			w.t.Logf("event %s id=%d step=%d %s", ev.Kind, ev.FollowUp, ev.Step, ev.Text)
-			if ev.Kind == kind && (msgid == "" || ev.MessageID == msgid) {
+			if match(ev) {
 				return ev
 			}
+			w.seen = append(w.seen, ev)
 		case <-timeout:
 			w.t.Fatalf("no %q event for %s within 10s", kind, msgid)
 		}
 	}
 }
 
-// quiet asserts no event of kind arrives within d (real time).
+// quiet asserts no event of kind arrives within d (real time), nor is
+// waiting unexpected.
 func (w *world) quiet(kind string, d time.Duration) {
 	w.t.Helper()
+	check := func(ev daemon.Event) {
+		if ev.Kind == kind {
+			w.t.Fatalf("unexpected %s event: %s", kind, ev.Text)
+		}
+	}
+	for _, ev := range w.seen {
+		check(ev)
+	}
 	timeout := time.After(d)
 	for {
 		select {
 		case ev := <-w.events:
 			w.t.Logf("event %s id=%d step=%d %s", ev.Kind, ev.FollowUp, ev.Step, ev.Text)
-			if ev.Kind == kind {
-				w.t.Fatalf("unexpected %s event: %s", kind, ev.Text)
-			}
+			check(ev)
+			w.seen = append(w.seen, ev)
 		case <-timeout:
 			return
 		}

@@ -206,9 +206,14 @@ func (d *Daemon) ownCopySeen(a *account, rec *message.Record) error {
 		return nil
 	}
 	f, err = d.db.Transition(id, ev, now, "own copy found in Sent", func(f *store.FollowUp) error {
+		// Re-check inside the transaction: the sender goroutine may have
+		// recorded the outcome since f was read.
+		if f.Step != step || f.SendID != rec.MessageID || (f.State != store.StateSending && f.State != store.StateUncertain && f.State != store.StateDraft) {
+			return store.ErrNoChange
+		}
 		return d.advance(a, f, now)
 	})
-	if errors.Is(err, store.ErrNoChange) {
+	if errors.Is(err, store.ErrNoChange) || isBadTransition(err) {
 		return nil
 	}
 	if err != nil {
