@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -50,6 +51,7 @@ func (db *DB) Check() error {
 		}
 		checkFollowUps(tx, add)
 		checkMessages(tx, add)
+		checkIncoming(tx, add)
 		return nil
 	})
 	if err != nil {
@@ -233,6 +235,23 @@ func checkFollowUps(tx *bolt.Tx, add func(string, ...any)) {
 			return nil
 		})
 	}
+}
+
+func checkIncoming(tx *bolt.Tx, add func(string, ...any)) {
+	in := tx.Bucket(bucketIn)
+	_ = tx.Bucket(bucketInThread).ForEach(func(k, _ []byte) error {
+		if i := bytes.IndexByte(k, 0); i < 0 || in.Get(k[i+1:]) == nil {
+			add("incoming thread index: %q names no incoming verdict", k)
+		}
+		return nil
+	})
+	_ = tx.Bucket(bucketInFrom).ForEach(func(k, _ []byte) error {
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || len(k) <= i+1+timeKeyLen || in.Get(k[i+1+timeKeyLen:]) == nil {
+			add("incoming sender index: %q names no incoming verdict", k)
+		}
+		return nil
+	})
 }
 
 func checkMessages(tx *bolt.Tx, add func(string, ...any)) {

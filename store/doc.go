@@ -30,6 +30,9 @@
 //	fu_domain  lower-case domain  | 0x00 | id u64 -> empty
 //	ledger     id u64 | step u32 | attempt u32 -> JSON LedgerEntry
 //	away       lower-case address -> JSON {until, reason}
+//	in         incoming Message-ID -> JSON Incoming (classify's verdict)
+//	in_thread  cited Message-ID | 0x00 | incoming Message-ID -> empty
+//	in_from    sender address | 0x00 | date (12 bytes) | incoming Message-ID -> empty
 //
 // Integers are big-endian and times are 8 bytes of Unix seconds with the
 // sign bit flipped plus 4 bytes of nanoseconds, UTC, so byte order is time

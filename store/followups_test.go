@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -148,7 +149,9 @@ func lastLedger(t *testing.T, db *storetest.DB, id uint64, step int) *store.Ledg
 }
 
 // snapshot is everything a transition could change, for "nothing written".
-func snapshot(t *testing.T, db *storetest.DB) []byte {
+func snapshot(t *testing.T, db interface {
+	Backup(io.Writer) (int64, error)
+}) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := db.Backup(&buf); err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -34,24 +35,24 @@ func (db *DB) PutIncoming(in Incoming) error {
 		return fmt.Errorf("store: incoming message without id")
 	}
 	in.From = strings.ToLower(in.From)
-	return db.update(func(tx *bolt.Tx) error {
+	err := db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketIn)
 		if b.Get([]byte(in.MessageID)) != nil {
-			return nil
+			return errRollback // already recorded: write nothing
 		}
 		v, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return fmt.Errorf("store: encode incoming %q: %w", in.MessageID, err)
 		}
 		if err := b.Put([]byte(in.MessageID), v); err != nil {
-			return fmt.Errorf("storing incoming %q: %w", in.MessageID, err)
+			return fmt.Errorf("store: put incoming %q: %w", in.MessageID, err)
 		}
 		for _, id := range in.ThreadIDs {
 			if id == "" {
 				continue
 			}
 			if err := tx.Bucket(bucketInThread).Put(nameKey(id, in.MessageID), nil); err != nil {
-				return err
+				return fmt.Errorf("store: index incoming %q by %q: %w", in.MessageID, id, err)
 			}
 		}
 		if in.From != "" {
@@ -60,11 +61,15 @@ func (db *DB) PutIncoming(in Incoming) error {
 			putTime(tk, in.Date)
 			k = append(append(k, tk...), in.MessageID...)
 			if err := tx.Bucket(bucketInFrom).Put(k, nil); err != nil {
-				return err
+				return fmt.Errorf("store: index incoming %q by sender: %w", in.MessageID, err)
 			}
 		}
 		return nil
 	})
+	if errors.Is(err, errRollback) {
+		return nil
+	}
+	return err
 }
 
 // IncomingByThread returns the verdicts on messages citing any of ids.
