@@ -147,18 +147,16 @@ func (d *Daemon) step(ctx context.Context, a *account, id uint64) {
 	d.submit(ctx, a, f)
 }
 
-// tooLate reports whether a step due at due is overdue by more than max_overdue.
+// tooLate reports whether a step due at due is overdue by more than
+// max_overdue: business days count by the account's calendar, a plain
+// duration by the wall clock.
 func (d *Daemon) tooLate(a *account, due, now time.Time) bool {
 	mo := d.cfg.MaxOverdue
 	if mo.IsZero() {
 		return false
 	}
-	if mo.BusinessDays > 0 {
-		if a.cal.BusinessDaysBetween(due, now) > mo.BusinessDays {
-			return true
-		}
-	}
-	return mo.Duration > 0 && now.Sub(due) > mo.Duration+time.Duration(mo.BusinessDays)*24*time.Hour*7/5+72*time.Hour
+	late := a.cal.Add(due, mo.Duration, mo.BusinessDays)
+	return now.After(late)
 }
 
 // unprocessedReply searches the sender's INBOX for messages citing the
@@ -314,8 +312,8 @@ func (d *Daemon) rollback(a *account, f *store.FollowUp, now time.Time, reason s
 	}
 	d.log.Warn("reminder not sent; will retry", "account", a.cfg.Name, "id", f.ID, "step", f.Step, "attempt", nf.Attempts, "retry_at", nf.Due, "err", reason)
 	d.emit(Event{Account: a.cfg.Name, FollowUp: f.ID, MessageID: f.MessageID, Kind: "retry", Step: f.Step, Text: "temporary failure, retry at " + nf.Due.Format("15:04:05") + ": " + reason})
-	// The retry keeps the original due for max_overdue purposes? No: a
-	// retry is due at its own time; max_overdue counts from it.
+	// A retry is due at its own time, and max_overdue counts from it: a
+	// server down for a day must not turn every reminder into a skip.
 	d.reschedule(nf)
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"followupd/classify"
-	"followupd/config"
 	"followupd/imapwatch"
 	"followupd/message"
 	"followupd/store"
@@ -33,7 +32,6 @@ func (s *sink) SaveState(account, mailbox string, st imapwatch.State) error {
 // already holds was fully processed before (its record is written last), so
 // it is skipped; everything else is processed, then stored.
 func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error {
-	var fresh []*message.Record
 	for _, rec := range recs {
 		if _, err := s.d.db.Message(rec.MessageID); err == nil {
 			// Known: only its location (and flags) are new.
@@ -49,13 +47,11 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 		if err := s.d.ingest(ctx, s.a, rec); err != nil {
 			return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
 		}
-		fresh = append(fresh, rec)
 	}
 	// Store every record (known ones update their location index).
 	if _, err := s.d.db.PutMessages(recs); err != nil {
 		return err
 	}
-	_ = fresh
 	return nil
 }
 
@@ -669,4 +665,3 @@ func addrs(as []message.Address) string {
 	return strings.Join(s, ", ")
 }
 
-var _ = config.ModeAuto
