@@ -664,4 +664,3 @@ func addrs(as []message.Address) string {
 	}
 	return strings.Join(s, ", ")
 }
-
