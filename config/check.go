@@ -34,6 +34,27 @@ func (c *Config) check(ps *problems, dir string) {
 	}
 	c.checkAccounts(ps, dir)
 	c.checkRules(ps)
+	c.checkSummary(ps)
+}
+
+// checkSummary checks [summary]: leads are addresses, from_account names an account.
+func (c *Config) checkSummary(ps *problems) {
+	sm := &c.SummaryMail
+	for i, l := range sm.Leads {
+		if !validAddress(l) {
+			ps.addf(indexPath("summary.leads", i), "%q is not a plain e-mail address", l)
+		}
+	}
+	if sm.FromAccount != "" && c.Account(sm.FromAccount) == nil {
+		var names []string
+		for _, a := range c.Accounts {
+			names = append(names, a.Name)
+		}
+		ps.addf("summary.from_account", "no account named %q (accounts: %s)", sm.FromAccount, strings.Join(names, ", "))
+	}
+	if sm.Time != nil && *sm.Time >= 24*60 {
+		ps.addf("summary.time", "24:00 is not a time of day")
+	}
 }
 
 func checkCalendar(ps *problems, key, code string) {

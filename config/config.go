@@ -34,6 +34,9 @@ type Config struct {
 	AnyMessageFromRecipient *bool  `toml:"any_message_from_recipient"`
 	LogLevel                string `toml:"log_level"` // debug|info|warn|error; default info
 
+	// SummaryMail is the daily summary email ([summary]).
+	SummaryMail SummaryMail `toml:"summary"`
+
 	Accounts  []Account           `toml:"account"`
 	Rules     []Rule              `toml:"rule"`
 	Templates map[string]Template `toml:"template"`
@@ -66,6 +69,26 @@ type Account struct {
 	Calendar   string   `toml:"calendar"`
 	SendWindow Window   `toml:"send_window"`
 }
+
+// SummaryMail configures the daily summary email: each sender gets their
+// own, the leads get the whole team's.
+type SummaryMail struct {
+	Enabled bool `toml:"enabled"` // default false
+	// Time is the local time (top-level time_zone) it is sent on business
+	// days; default 08:30.
+	Time *ClockTime `toml:"time"`
+	// Leads get the team summary (every account); empty = nobody does.
+	Leads []string `toml:"leads"`
+	// FromAccount names the account whose address and SMTP send the team
+	// summary; default the first account. Each sender's own summary goes
+	// through their own account.
+	FromAccount string `toml:"from_account"`
+	// Senders: each account gets its own summary. Default true.
+	Senders *bool `toml:"senders"`
+}
+
+// DefaultSummaryTime is when the daily summary goes out: 08:30.
+const DefaultSummaryTime = ClockTime(8*60 + 30)
 
 // Server is an IMAP or SMTP endpoint.
 type Server struct {

@@ -118,6 +118,10 @@ func TestProblems(t *testing.T) {
 		{"unknown key", []string{"security = \"tls\"\n", "hots = \"x\" #<-\nsecurity = \"tls\"\n"}, "account[1].imap.hots", `unknown key (did you mean "host"?)`},
 		{"unknown key in first of two", []string{`password_env = "FOLLOWUPD_TEST_PASSWORD"`, "password_env = \"FOLLOWUPD_TEST_PASSWORD\"\npasword = \"x\" #<-"}, "account[0].pasword", "unknown key"},
 		{"table instead of array", []string{"[[rule.step]]\nafter = \"72h\"", "[rule.step] #<-\nafter = \"72h\""}, "rule[1].step", "write [[rule.step]], not [rule.step]"},
+		{"summary lead not an address", []string{`calendar = "ru"`, "calendar = \"ru\"\n[summary]\nleads = [\"boss\"] #<-"}, "summary.leads[0]", `"boss" is not a plain e-mail address`},
+		{"summary from unknown account", []string{`calendar = "ru"`, "calendar = \"ru\"\n[summary]\nfrom_account = \"olga\" #<-"}, "summary.from_account", `no account named "olga" (accounts: ivan@seller.example, maria)`},
+		{"summary time", []string{`calendar = "ru"`, "calendar = \"ru\"\n[summary]\ntime = \"8.30\" #<-"}, "summary.time", `is not HH:MM`},
+		{"summary unknown key", []string{`calendar = "ru"`, "calendar = \"ru\"\n[summary]\nlead = [\"a@b.c\"] #<-"}, "summary.lead", `did you mean "leads"`},
 		{"unknown top-level key", []string{`calendar = "ru"`, `calender = "ru" #<-`}, "calender", `did you mean "calendar"`},
 		{"bad security", []string{`security = "tls"`, `security = "ssl" #<-`}, "account[1].imap.security", `"ssl" is not one of tls, starttls, none`},
 		{"bad security in inline table", []string{"[account.imap]\nhost = \"imap.seller.example\"\n\n[account.smtp]\nhost = \"smtp.seller.example\"\n\n[[account]]",
@@ -555,5 +559,27 @@ func TestCAFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want %q", err, want)
 		}
+	}
+}
+
+func TestSummaryDefaults(t *testing.T) {
+	c, err := Parse("base.toml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := c.SummaryMail
+	if sm.Enabled || sm.Time == nil || *sm.Time != DefaultSummaryTime || sm.Senders == nil || !*sm.Senders || len(sm.Leads) != 0 {
+		t.Errorf("defaults: %+v", sm)
+	}
+	if a := c.SummaryAccount(); a == nil || a.Name != "ivan@seller.example" {
+		t.Errorf("SummaryAccount = %v, want the first account", a)
+	}
+	c, err = Parse("base.toml", []byte(edit(t, `calendar = "ru"`, "calendar = \"ru\"\n[summary]\nenabled = true\ntime = \"07:05\"\nsenders = false\nleads = [\" Boss@Seller.Example \"]\nfrom_account = \"maria\"")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm = c.SummaryMail
+	if !sm.Enabled || sm.Time.String() != "07:05" || *sm.Senders || len(sm.Leads) != 1 || sm.Leads[0] != "boss@seller.example" || c.SummaryAccount().Name != "maria" {
+		t.Errorf("parsed: %+v (time %s)", sm, sm.Time)
 	}
 }

@@ -98,6 +98,10 @@ func (c *Config) RuleMode(a *Account, r *Rule) Mode {
 func (c *Config) Summary(w io.Writer) {
 	fmt.Fprintf(w, "config %s: %d account(s), %d rule(s), %d template(s)\n",
 		c.File, len(c.Accounts), len(c.Rules), len(c.Templates))
+	if sm := c.SummaryMail; sm.Enabled {
+		fmt.Fprintf(w, "daily summary at %s %s on business days: senders %t, leads %s, team summary from %s\n",
+			sm.Time, c.Location(nil), sm.Senders != nil && *sm.Senders, strings.Join(sm.Leads, ", "), c.SummaryAccount().Name)
+	}
 	for i := range c.Accounts {
 		a := &c.Accounts[i]
 		fmt.Fprintf(w, "account %s <%s>: imap %s:%d %s, smtp %s:%d %s, mode %s\n",
@@ -129,4 +133,16 @@ func (c *Config) Summary(w io.Writer) {
 func (m *Match) count() int {
 	return len(m.Subject) + len(m.Body) + len(m.Attachment) + len(m.AttachmentType) +
 		len(m.RecipientInclude) + len(m.RecipientExclude) + len(m.Header)
+}
+
+// SummaryAccount is the account that sends the team summary: summary.from_account,
+// else the first account. Nil only without accounts.
+func (c *Config) SummaryAccount() *Account {
+	if a := c.Account(c.SummaryMail.FromAccount); a != nil {
+		return a
+	}
+	if len(c.Accounts) > 0 {
+		return &c.Accounts[0]
+	}
+	return nil
 }

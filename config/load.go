@@ -188,6 +188,17 @@ func (c *Config) applyDefaults() {
 	if c.Templates == nil {
 		c.Templates = map[string]Template{}
 	}
+	sm := &c.SummaryMail
+	if sm.Time == nil {
+		sm.Time = ptr(DefaultSummaryTime)
+	}
+	if sm.Senders == nil {
+		sm.Senders = ptr(true)
+	}
+	for i, l := range sm.Leads {
+		sm.Leads[i] = strings.ToLower(strings.TrimSpace(l))
+	}
+	sm.FromAccount = strings.TrimSpace(sm.FromAccount)
 }
 
 func ptr[T any](v T) *T { return &v }
