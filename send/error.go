@@ -144,7 +144,7 @@ func newError(ctx context.Context, addr, cmd, msgID string, err error) *Error {
 		}
 	}
 	if cerr := ctx.Err(); cerr != nil && e.Code == 0 {
-		e.Err = fmt.Errorf("smtp %s: %s: %w (%v)", addr, cmd, cerr, err)
+		e.Err = fmt.Errorf("smtp %s: %s: %w (%w)", addr, cmd, cerr, err)
 		return e
 	}
 	e.Err = fmt.Errorf("smtp %s: %s: %w%s", addr, cmd, err, hint(err))

@@ -203,7 +203,7 @@ func (s *Submitter) Submit(ctx context.Context, r *Reminder, raw []byte) error {
 		defer cancel()
 		if err := tc.HandshakeContext(hctx); err != nil {
 			_ = c.Close()
-			return nil, fmt.Errorf("tls: %w", err)
+			return nil, fmt.Errorf("tls handshake: %w", err)
 		}
 		return tc, nil
 	}

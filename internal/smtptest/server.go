@@ -67,6 +67,8 @@ type Server struct {
 	failN    int
 	failErr  *smtp.SMTPError
 	hold     chan struct{} // non-nil: DATA replies wait until it is closed
+	held     chan struct{} // closed when a DATA starts waiting on hold
+	heldOnce *sync.Once
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves until
@@ -193,6 +195,8 @@ func (s *Server) Hold() (release func()) {
 	ch := make(chan struct{})
 	s.mu.Lock()
 	s.hold = ch
+	s.held = make(chan struct{})
+	s.heldOnce = new(sync.Once)
 	s.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -204,6 +208,23 @@ func (s *Server) Hold() (release func()) {
 			s.mu.Unlock()
 			close(ch)
 		})
+	}
+}
+
+// WaitHeld blocks until a DATA is waiting on the current Hold, so a test
+// knows the client has written its whole message and awaits the reply.
+func (s *Server) WaitHeld(ctx context.Context) error {
+	s.mu.Lock()
+	held := s.held
+	s.mu.Unlock()
+	if held == nil {
+		return errors.New("smtptest: WaitHeld without Hold")
+	}
+	select {
+	case <-held:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("smtptest: waiting for a held DATA: %w", ctx.Err())
 	}
 }
 
@@ -313,9 +334,10 @@ func (se *session) Data(r io.Reader) error {
 		return err
 	}
 	se.s.mu.Lock()
-	hold := se.s.hold
+	hold, held, once := se.s.hold, se.s.held, se.s.heldOnce
 	se.s.mu.Unlock()
 	if hold != nil {
+		once.Do(func() { close(held) })
 		<-hold
 	}
 

@@ -167,10 +167,15 @@ func TestHold(t *testing.T) {
 	release := s.Hold()
 	done := make(chan error, 1)
 	go func() { done <- send(s.Addr(), nil, "b@example.com") }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.WaitHeld(ctx); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case err := <-done:
 		t.Fatalf("send finished while held: %v", err)
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
 	if n := len(s.Messages()); n != 0 {
 		t.Fatalf("%d messages while held", n)
