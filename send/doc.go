@@ -35,6 +35,10 @@
 //     twice; the daemon must first look for the Message-ID in Sent (or hold
 //     the follow-up as uncertain).
 //
+// Own mail: BuildMessage and SubmitMessage carry followupd's other mail
+// (the daily summary, approval-mode notices): not threaded, own Message-ID
+// and OwnHeader, Auto-Submitted: auto-generated, text plus optional HTML.
+//
 // Pacing: Pacer spreads a morning of due reminders so an account never sends
 // more than its max_per_hour in any hour, with jitter between sends.
 package send
