@@ -57,20 +57,22 @@
 //	snooze                    waiting, held               same (due moved)
 //	sent (2xx)                sending(k)                  waiting(k+1) | finished
 //	tempfail (4xx)            sending(k)                  sending(k)
-//	retry (proven unsent)     sending(k)                  waiting(k)
+//	retry (proven unsent)     sending(k), uncertain(k)    waiting(k)
 //	permfail (5xx, render)    sending(k), waiting(k)      failed
 //	uncertain (restart)       sending(k)                  uncertain(k)
 //	drafted (approval)        sending(k)                  draft(k)
 //	draft-sent                draft(k)                    waiting(k+1) | finished
 //	draft-gone                draft(k)                    waiting(k+1) | finished
 //	resolve (person decides)  uncertain(k)                waiting(k+1) | finished
+//	approve (CLI approval)    draft(k)                    waiting(k), due now, Approved = k
 //
 // The send ledger is written in the same transaction, by event, for the
 // step the event concerns (the step before the transition; for due, the
 // step being sent): due adds an intent (Message-ID = SendID) before any
 // SMTP; sent, draft-sent and resolve mark it sent (and add its id to
 // FollowUp.Sent); permfail from sending marks it failed; uncertain marks it
-// uncertain; retry and draft-gone mark it rolled back; drafted marks it
+// uncertain; retry, draft-gone and approve mark it rolled back (approve: the
+// draft is set aside and the step goes out with a fresh intent); drafted marks it
 // drafted; tempfail keeps the intent and records the reason. Each event
 // requires the entry it moves to be in the matching state, else the
 // transition fails. HistoryEntry.Step is that same step.

@@ -74,6 +74,7 @@ const (
 	EvSkip                       // step skipped (overdue too long): move to next step or finish
 	EvSnooze                     // CLI snooze: due moved
 	EvResolve                    // CLI decision on an uncertain step: treat as sent
+	EvApprove                    // CLI approval of a drafted step: followupd sends it itself
 )
 
 var eventNames = map[Event]string{
@@ -81,7 +82,7 @@ var eventNames = map[Event]string{
 	EvPermFail: "permfail", EvUncertain: "uncertain", EvDrafted: "drafted", EvDraftSent: "draft-sent",
 	EvDraftGone: "draft-gone", EvAnswer: "answer", EvAway: "away", EvResume: "resume",
 	EvBounce: "bounce", EvManual: "manual", EvStop: "stop", EvSkip: "skip", EvSnooze: "snooze",
-	EvResolve: "resolve",
+	EvResolve: "resolve", EvApprove: "approve",
 }
 
 func (e Event) String() string {
@@ -99,10 +100,14 @@ var transitions = map[State]map[Event][]State{
 	StateWaiting: {EvDue: {StateSending}, EvAnswer: {StateAnswered}, EvAway: {StateHeld}, EvBounce: {StateBounced}, EvManual: {StateWaiting}, EvStop: {StateStopped}, EvSkip: {StateWaiting, StateFinished}, EvSnooze: {StateWaiting}, EvPermFail: {StateFailed}},
 	StateHeld:    {EvResume: {StateWaiting}, EvAway: {StateHeld}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvManual: {StateHeld}, EvStop: {StateStopped}, EvSnooze: {StateHeld}},
 	StateSending: {EvSent: {StateWaiting, StateFinished}, EvTempFail: {StateSending}, EvRetry: {StateWaiting}, EvPermFail: {StateFailed}, EvUncertain: {StateUncertain}, EvDrafted: {StateDraft}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvStop: {StateStopped}},
-	StateDraft:   {EvDraftSent: {StateWaiting, StateFinished}, EvDraftGone: {StateWaiting, StateFinished}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvStop: {StateStopped}},
+	// EvApprove: the draft is set aside (its ledger entry rolled back) and
+	// the step waits again, due now, to go out through the normal send path
+	// (send window, pacing, server-side reply check, a fresh intent).
+	StateDraft: {EvDraftSent: {StateWaiting, StateFinished}, EvDraftGone: {StateWaiting, StateFinished}, EvApprove: {StateWaiting}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvStop: {StateStopped}},
 	// A reminder can bounce or be answered after the chain finished.
-	StateFinished:  {EvAnswer: {StateAnswered}, EvBounce: {StateBounced}},
-	StateUncertain: {EvResolve: {StateWaiting, StateFinished}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvStop: {StateStopped}},
+	StateFinished: {EvAnswer: {StateAnswered}, EvBounce: {StateBounced}},
+	// EvRetry from uncertain: a person says the step was NOT sent; it waits again.
+	StateUncertain: {EvResolve: {StateWaiting, StateFinished}, EvRetry: {StateWaiting}, EvAnswer: {StateAnswered}, EvBounce: {StateBounced}, EvStop: {StateStopped}},
 }
 
 // CanTransition reports whether ev may move a follow-up from `from` to `to`.
@@ -155,6 +160,9 @@ type FollowUp struct {
 	// address and diagnostic, the SMTP text.
 	Outcome    string    `json:"outcome,omitempty"`
 	AnsweredAt time.Time `json:"answered_at,omitempty"`
+	// Approved is the step a person approved (EvApprove, approval mode):
+	// when Step == Approved the step is submitted over SMTP, not drafted.
+	Approved int `json:"approved,omitempty"`
 
 	History []HistoryEntry `json:"history"`
 }

@@ -26,7 +26,7 @@ var allStates = []store.State{
 
 func allEvents() []store.Event {
 	var evs []store.Event
-	for e := store.EvTrack; e <= store.EvResolve; e++ {
+	for e := store.EvTrack; e <= store.EvApprove; e++ {
 		evs = append(evs, e)
 	}
 	return evs
@@ -213,7 +213,7 @@ func checkLedgerAfter(t *testing.T, db *storetest.DB, f0, f *store.FollowUp, ev 
 		store.EvDue: store.LedgerIntent, store.EvSent: store.LedgerSent, store.EvDraftSent: store.LedgerSent,
 		store.EvResolve: store.LedgerSent, store.EvPermFail: store.LedgerFailed, store.EvUncertain: store.LedgerUncertain,
 		store.EvRetry: store.LedgerRolledBack, store.EvDraftGone: store.LedgerRolledBack, store.EvDrafted: store.LedgerDrafted,
-		store.EvTempFail: store.LedgerIntent,
+		store.EvTempFail: store.LedgerIntent, store.EvApprove: store.LedgerRolledBack,
 	}
 	got := lastLedger(t, db, f0.ID, f0.Step)
 	ws, ok := want[ev]
