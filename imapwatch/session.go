@@ -430,6 +430,18 @@ func cmpUID(a, b uint32) int {
 }
 
 func (s *session) fetchRecords(ctx context.Context, uids []uint32) (recs []*message.Record, missing []uint32, err error) {
+	recs, missing, err = fetchHeaders(ctx, s.c, s.mailbox, uids, s.log)
+	for _, rec := range recs {
+		s.locate(rec)
+	}
+	return recs, missing, err
+}
+
+// fetchHeaders fetches header fields (BODY.PEEK), flags, INTERNALDATE, size
+// and BODYSTRUCTURE of uids and converts each with toRecord; it returns the
+// records in UID order and the UIDs without an answer. It is shared by the
+// watcher and FetchSince.
+func fetchHeaders(ctx context.Context, c *imapclient.Client, mailbox string, uids []uint32, log *slog.Logger) (recs []*message.Record, missing []uint32, err error) {
 	set := uidSet(uids)
 	sec := headerSection()
 	opts := &imap.FetchOptions{
@@ -441,12 +453,12 @@ func (s *session) fetchRecords(ctx context.Context, uids []uint32) (recs []*mess
 		BodySection:   []*imap.FetchItemBodySection{sec},
 	}
 	got := make(map[uint32]bool, len(uids))
-	cmd := s.c.Fetch(set, opts)
+	cmd := c.Fetch(set, opts)
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
 		buf, err := m.Collect()
 		if err != nil {
 			cmd.Close()
-			return nil, nil, ctxErr(ctx, fmt.Errorf("fetch uid %d in %q: %w", buf.UID, s.mailbox, err))
+			return nil, nil, ctxErr(ctx, fmt.Errorf("fetch uid %d in %q: %w", buf.UID, mailbox, err))
 		}
 		uid := uint32(buf.UID)
 		if uid == 0 || got[uid] || !set.Contains(buf.UID) {
@@ -459,13 +471,12 @@ func (s *session) fetchRecords(ctx context.Context, uids []uint32) (recs []*mess
 		got[uid] = true
 		rec, perr := toRecord(buf, hdr)
 		if perr != nil {
-			s.log.Debug("header partly unreadable", "uid", uid, "msgid", rec.MessageID, "err", perr)
+			log.Debug("header partly unreadable", "uid", uid, "msgid", rec.MessageID, "err", perr)
 		}
-		s.locate(rec)
 		recs = append(recs, rec)
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, nil, ctxErr(ctx, fmt.Errorf("fetch uid %v in %q: %w", set, s.mailbox, err))
+		return nil, nil, ctxErr(ctx, fmt.Errorf("fetch uid %v in %q: %w", set, mailbox, err))
 	}
 	for _, u := range uids {
 		if !got[u] {
@@ -489,10 +500,16 @@ func (s *session) locate(rec *message.Record) {
 // location, flags, dates and the BODYSTRUCTURE attachment list (complete
 // even when the body is cut) are kept from the header record.
 func (s *session) fetchBodies(ctx context.Context, recs []*message.Record) error {
+	return fetchBodies(ctx, s.c, s.mailbox, recs, s.w.opt.NeedBody, s.log)
+}
+
+// fetchBodies replaces the records needBody asks for (in place) by
+// withBody's parse of their BODY.PEEK[]; shared by the watcher and FetchSince.
+func fetchBodies(ctx context.Context, c *imapclient.Client, mailbox string, recs []*message.Record, needBody func(*message.Record) bool, log *slog.Logger) error {
 	idx := make(map[uint32]int)
 	var want []uint32
 	for i, r := range recs {
-		if s.w.opt.NeedBody(r) {
+		if needBody(r) {
 			idx[r.UID] = i
 			want = append(want, r.UID)
 		}
@@ -502,12 +519,12 @@ func (s *session) fetchBodies(ctx context.Context, recs []*message.Record) error
 	}
 	sec := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: MaxBodyFetch}}
 	set := uidSet(want)
-	cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
+	cmd := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
 		buf, err := m.Collect()
 		if err != nil {
 			cmd.Close()
-			return ctxErr(ctx, fmt.Errorf("fetch body of uid %d in %q: %w", buf.UID, s.mailbox, err))
+			return ctxErr(ctx, fmt.Errorf("fetch body of uid %d in %q: %w", buf.UID, mailbox, err))
 		}
 		i, ok := idx[uint32(buf.UID)]
 		if !ok {
@@ -518,33 +535,46 @@ func (s *session) fetchBodies(ctx context.Context, recs []*message.Record) error
 			continue
 		}
 		old := recs[i]
-		p, perr := message.Parse(bytes.NewReader(raw), MaxBodyText)
+		p, perr := withBody(old, raw)
 		if p == nil {
-			s.log.Debug("body unreadable", "uid", old.UID, "msgid", old.MessageID, "err", perr)
+			log.Debug("body unreadable", "uid", old.UID, "msgid", old.MessageID, "err", perr)
 			continue
 		}
 		if perr != nil {
-			s.log.Debug("body partly unreadable", "uid", old.UID, "msgid", old.MessageID, "err", perr)
-		}
-		p.Account, p.Mailbox, p.Role, p.UIDValidity, p.UID = old.Account, old.Mailbox, old.Role, old.UIDValidity, old.UID
-		p.MessageID, p.SyntheticID = old.MessageID, old.SyntheticID
-		p.Flags, p.Internal = old.Flags, old.Internal
-		if p.Date.IsZero() {
-			p.Date = old.Date
-		}
-		if len(old.Attachments) > 0 {
-			p.Attachments = old.Attachments
-		}
-		if p.ContentType == "" {
-			p.ContentType = old.ContentType
+			log.Debug("body partly unreadable", "uid", old.UID, "msgid", old.MessageID, "err", perr)
 		}
 		recs[i] = p
 		delete(idx, old.UID)
 	}
 	if err := cmd.Close(); err != nil {
-		return ctxErr(ctx, fmt.Errorf("fetch bodies of uid %v in %q: %w", set, s.mailbox, err))
+		return ctxErr(ctx, fmt.Errorf("fetch bodies of uid %v in %q: %w", set, mailbox, err))
 	}
 	return nil
+}
+
+// withBody parses raw (a BODY.PEEK[] of at most MaxBodyFetch bytes) and
+// keeps old's identity (Message-ID, synthetic or not), location, flags,
+// dates and BODYSTRUCTURE attachment list (complete even when the body is
+// cut). It returns nil when raw is unreadable, and the parse error with a
+// partly readable record.
+func withBody(old *message.Record, raw []byte) (*message.Record, error) {
+	p, perr := message.Parse(bytes.NewReader(raw), MaxBodyText)
+	if p == nil {
+		return nil, perr
+	}
+	p.Account, p.Mailbox, p.Role, p.UIDValidity, p.UID = old.Account, old.Mailbox, old.Role, old.UIDValidity, old.UID
+	p.MessageID, p.SyntheticID = old.MessageID, old.SyntheticID
+	p.Flags, p.Internal = old.Flags, old.Internal
+	if p.Date.IsZero() {
+		p.Date = old.Date
+	}
+	if len(old.Attachments) > 0 {
+		p.Attachments = old.Attachments
+	}
+	if p.ContentType == "" {
+		p.ContentType = old.ContentType
+	}
+	return p, perr
 }
 
 func uidSet(uids []uint32) imap.UIDSet {
