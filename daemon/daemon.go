@@ -44,6 +44,11 @@ type Options struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// DB, when set, is used instead of opening cfg.StateDir/followupd.db.
 	DB *store.DB
+	// Replay runs the decisions without side effects, for a Replayer
+	// (`followupd backtest`): every step is recorded as in dry-run mode and
+	// the server is not asked for unprocessed replies, since a replay has
+	// applied every message up to its clock's now.
+	Replay bool
 }
 
 // Event is one decision, for timelines and tests.

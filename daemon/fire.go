@@ -162,6 +162,9 @@ func (d *Daemon) tooLate(a *account, due, now time.Time) bool {
 // unprocessedReply searches the sender's INBOX for messages citing the
 // thread with a UID the watcher has not processed yet.
 func (d *Daemon) unprocessedReply(ctx context.Context, a *account, f *store.FollowUp) (bool, error) {
+	if d.opt.Replay {
+		return false, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second})
@@ -389,6 +392,9 @@ func (d *Daemon) appendCopy(ctx context.Context, a *account, mailbox, role strin
 }
 
 func (d *Daemon) mode(a *account, f *store.FollowUp) config.Mode {
+	if d.opt.Replay {
+		return config.ModeDryRun // a replay never sends
+	}
 	m := d.cfg.RuleMode(a.cfg, d.cfg.Rule(f.Rule))
 	if m == "" {
 		return config.ModeAuto
