@@ -25,6 +25,15 @@ func (c *Config) check(ps *problems, dir string) {
 	default:
 		ps.addf("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || port == "" {
+			ps.addf("metrics_listen", "%q is not HOST:PORT (e.g. \"127.0.0.1:9154\")", c.MetricsListen)
+		}
+	}
+	// sun_path holds 108 bytes on Linux, including the terminating NUL.
+	if len(c.ControlSocket) > 107 {
+		ps.addf("control_socket", "%q is longer than a Unix socket path may be (107 bytes)", c.ControlSocket)
+	}
 	checkCalendar(ps, "calendar", c.Calendar)
 	checkDays(ps, c.Holidays, c.Workdays)
 	for i, d := range c.PublicDomains {

@@ -33,6 +33,13 @@ type Config struct {
 	// tracking window counts as an answer, even in a new thread. Default true.
 	AnyMessageFromRecipient *bool  `toml:"any_message_from_recipient"`
 	LogLevel                string `toml:"log_level"` // debug|info|warn|error; default info
+	// ControlSocket is the control CLI's Unix socket (mode 0600). Default:
+	// $RUNTIME_DIRECTORY/control.sock when set (systemd RuntimeDirectory=),
+	// else <state_dir>/control.sock.
+	ControlSocket string `toml:"control_socket"`
+	// MetricsListen, when set, serves Prometheus metrics on
+	// http://ADDR/metrics (e.g. "127.0.0.1:9154"). Default: off.
+	MetricsListen string `toml:"metrics_listen"`
 
 	// SummaryMail is the daily summary email ([summary]).
 	SummaryMail SummaryMail `toml:"summary"`

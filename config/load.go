@@ -31,6 +31,16 @@ var (
 	DefaultMaxPostpone = Delay{Duration: 14 * day}
 )
 
+// DefaultControlSocket is the control socket's default path: in systemd's
+// runtime directory ($RUNTIME_DIRECTORY, the first when several) when set,
+// else in the state directory.
+func DefaultControlSocket(stateDir string) string {
+	if rd, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":"); rd != "" {
+		return filepath.Join(rd, "control.sock")
+	}
+	return filepath.Join(stateDir, "control.sock")
+}
+
 // Load reads, parses and checks the configuration file at path. An
 // unreadable file is a plain error; problems in it are an *Errors, returned
 // together with the configuration as far as it could be built.
@@ -87,6 +97,9 @@ func Parse(path string, data []byte) (*Config, error) {
 func (c *Config) applyDefaults() {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
+	}
+	if c.ControlSocket == "" {
+		c.ControlSocket = DefaultControlSocket(c.StateDir)
 	}
 	if c.TimeZone.Location == nil {
 		c.TimeZone.Location = time.UTC
