@@ -136,9 +136,12 @@ type FollowUp struct {
 	Cc        []message.Address `json:"cc,omitempty"`
 	// References of the tracked message (oldest first); a reminder's
 	// References are these plus MessageID.
-	References []string          `json:"references,omitempty"`
-	SentAt     time.Time         `json:"sent_at"`
-	Vars       map[string]string `json:"vars,omitempty"` // named captures of the rule
+	References []string `json:"references,omitempty"`
+	// ThreadIndex is the tracked message's Outlook Thread-Index header, so
+	// a reply that lost its threading headers still finds its offer.
+	ThreadIndex string            `json:"thread_index,omitempty"`
+	SentAt      time.Time         `json:"sent_at"`
+	Vars        map[string]string `json:"vars,omitempty"` // named captures of the rule
 
 	State State `json:"state"`
 	// Step is the step waiting, in flight, drafted or uncertain (1-based).
@@ -187,9 +190,14 @@ const (
 	LedgerUncertain                         // crash inside SMTP, unproven
 	LedgerRolledBack                        // proven not sent / abandoned before SMTP
 	LedgerDrafted                           // approval mode
+	// LedgerSubmitting: the message was handed to the server and only the
+	// final "." of DATA remained. An intent without this mark was provably
+	// never delivered (a crash before it is retried); with it, the outcome
+	// must be proven by the own copy in Sent or the step becomes uncertain.
+	LedgerSubmitting
 )
 
-var ledgerNames = [...]string{"", "intent", "sent", "failed", "uncertain", "rolled-back", "drafted"}
+var ledgerNames = [...]string{"", "intent", "sent", "failed", "uncertain", "rolled-back", "drafted", "submitting"}
 
 func (l LedgerState) String() string {
 	if int(l) < len(ledgerNames) {

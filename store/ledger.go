@@ -17,12 +17,12 @@ var ledgerMove = map[Event]struct {
 	from []LedgerState
 	to   LedgerState
 }{
-	EvSent:      {[]LedgerState{LedgerIntent}, LedgerSent},
+	EvSent:      {[]LedgerState{LedgerIntent, LedgerSubmitting}, LedgerSent},
 	EvDraftSent: {[]LedgerState{LedgerDrafted}, LedgerSent},
 	EvResolve:   {[]LedgerState{LedgerUncertain}, LedgerSent},
-	EvPermFail:  {[]LedgerState{LedgerIntent}, LedgerFailed},
-	EvUncertain: {[]LedgerState{LedgerIntent}, LedgerUncertain},
-	EvRetry:     {[]LedgerState{LedgerIntent, LedgerUncertain}, LedgerRolledBack},
+	EvPermFail:  {[]LedgerState{LedgerIntent, LedgerSubmitting}, LedgerFailed},
+	EvUncertain: {[]LedgerState{LedgerIntent, LedgerSubmitting}, LedgerUncertain},
+	EvRetry:     {[]LedgerState{LedgerIntent, LedgerSubmitting, LedgerUncertain}, LedgerRolledBack},
 	EvApprove:   {[]LedgerState{LedgerDrafted}, LedgerRolledBack},
 	EvDraftGone: {[]LedgerState{LedgerDrafted}, LedgerRolledBack},
 	EvDrafted:   {[]LedgerState{LedgerIntent}, LedgerDrafted},
@@ -113,6 +113,47 @@ func (db *DB) Ledger(id uint64) ([]LedgerEntry, error) {
 	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		out, err = ledgerOf(tx, id)
+		return err
+	})
+	return out, err
+}
+
+// MarkSubmitting records, in its own transaction, that the in-flight step
+// of follow-up id (own Message-ID sendID) is about to be committed to the
+// SMTP server. It is called right before the final "." of DATA; see
+// LedgerSubmitting for what it means after a crash.
+func (db *DB) MarkSubmitting(id uint64, step int, sendID string, at time.Time) error {
+	return db.update(func(tx *bolt.Tx) error {
+		last, key, err := lastLedger(tx, id, step)
+		if err != nil {
+			return err
+		}
+		if last == nil || last.MessageID != sendID || last.State != LedgerIntent {
+			state := "none"
+			if last != nil {
+				state = last.State.String()
+			}
+			return fmt.Errorf("store: follow-up %d step %d: marking %q submitting: ledger holds %s", id, step, sendID, state)
+		}
+		f, err := loadFU(tx, id)
+		if err != nil {
+			return err
+		}
+		if f.State != StateSending || f.SendID != sendID {
+			return fmt.Errorf("store: follow-up %d step %d: marking %q submitting in state %s: %w", id, step, sendID, f.State, ErrNoChange)
+		}
+		last.State = LedgerSubmitting
+		last.Detail = "submitting since " + at.UTC().Format(time.RFC3339Nano)
+		return putLedger(tx, key, last)
+	})
+}
+
+// LastLedger returns the current ledger entry of a step (nil when none).
+func (db *DB) LastLedger(id uint64, step int) (*LedgerEntry, error) {
+	var out *LedgerEntry
+	err := db.view(func(tx *bolt.Tx) error {
+		var err error
+		out, _, err = lastLedger(tx, id, step)
 		return err
 	})
 	return out, err
