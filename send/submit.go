@@ -136,6 +136,16 @@ func (s *Submitter) Addr() string { return net.JoinHostPort(s.host, strconv.Itoa
 // message, else an *Error. Cancelling ctx aborts the submission at once (the
 // connection is closed).
 func (s *Submitter) Submit(ctx context.Context, r *Reminder, raw []byte) error {
+	return s.SubmitWith(ctx, r, raw, nil)
+}
+
+// SubmitWith is Submit with a hook called after the message has been
+// written and right before the final "." of DATA — the one moment after
+// which the server may have taken the message. The daemon commits its
+// "submitting" ledger mark there, so a crash before it is provably unsent.
+// An error from beforeCommit aborts without the final dot (nothing is
+// delivered) and is returned as a non-permanent *Error.
+func (s *Submitter) SubmitWith(ctx context.Context, r *Reminder, raw []byte, beforeCommit func() error) error {
 	addr := s.Addr()
 	msgID := ""
 	if r != nil {
@@ -270,6 +280,14 @@ func (s *Submitter) Submit(ctx context.Context, r *Reminder, raw []byte) error {
 	}
 	if _, err := w.Write(raw); err != nil {
 		return fail(CmdMessage, err)
+	}
+	if beforeCommit != nil {
+		if err := beforeCommit(); err != nil {
+			// Closing the connection without the final dot makes the
+			// server discard the message (RFC 5321 §4.1.1.4).
+			quit = false
+			return fail(CmdMessage, fmt.Errorf("aborted before the end of DATA: %w", err))
+		}
 	}
 	if err := w.Close(); err != nil {
 		e := fail(CmdMessage, err)
