@@ -18,6 +18,7 @@ import (
 // to its account's sender goroutine, so one slow SMTP server never delays
 // another account's steps.
 func (d *Daemon) fire(ctx context.Context, id uint64, due time.Time) {
+	d = d.current()
 	f, err := d.db.Get(id)
 	if err != nil {
 		d.log.Error("loading due follow-up", "id", id, "err", err)
@@ -41,6 +42,8 @@ func (d *Daemon) senderLoop(ctx context.Context, a *account) {
 	// reply that arrived during downtime is seen before anything is sent.
 	select {
 	case <-a.synced:
+	case <-a.quit:
+		return
 	case <-ctx.Done():
 		return
 	}
@@ -48,8 +51,10 @@ func (d *Daemon) senderLoop(ctx context.Context, a *account) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.quit: // shutdown or reload: stop between steps
+			return
 		case id := <-a.queue:
-			d.step(ctx, a, id)
+			d.current().step(ctx, a, id)
 		}
 	}
 }
@@ -238,15 +243,27 @@ func (d *Daemon) submit(ctx context.Context, a *account, f *store.FollowUp) {
 		d.draft(ctx, a, f, raw)
 		return
 	}
-	err = a.sub.Submit(ctx, r, raw)
+	// The "submitting" mark goes in right before DATA's final dot: a crash
+	// before it is provably unsent (retried at restart), after it the
+	// outcome must be proven (recoverInFlight).
+	err = a.sub.SubmitWith(ctx, r, raw, func() error {
+		return d.db.MarkSubmitting(f.ID, f.Step, f.SendID, d.clk.Now())
+	})
 	if err != nil {
 		var se *send.Error
-		if errors.As(err, &se) && se.Permanent {
+		isSendErr := errors.As(err, &se)
+		switch {
+		case isSendErr && se.Permanent:
 			log.Warn("reminder refused permanently", "code", se.Code, "err", err)
 			d.failPermanent(f, d.clk.Now(), fmt.Sprintf("SMTP %d %s", se.Code, se.Text))
-			return
+		case isSendErr && se.MaybeSent:
+			// The whole message went out but no reply came back: the
+			// server may have it. Never resend blindly (invariant 1).
+			log.Warn("reminder outcome unknown", "err", err)
+			d.settle(ctx, a, f, "SMTP outcome unknown: "+err.Error())
+		default:
+			d.rollback(a, f, d.clk.Now(), err.Error(), true)
 		}
-		d.rollback(a, f, d.clk.Now(), err.Error(), true)
 		return
 	}
 	// Accepted. File it in Sent so the sender sees it (and so a restart can
@@ -490,27 +507,78 @@ func (d *Daemon) recoverInFlight(ctx context.Context, a *account) {
 		if f.Account != a.cfg.Name {
 			continue
 		}
-		found, err := d.findInSent(ctx, a, f.SendID)
+		le, err := d.db.LastLedger(f.ID, f.Step)
 		if err != nil {
-			d.log.Warn("looking for own copy in Sent", "account", a.cfg.Name, "id", f.ID, "err", err)
-		}
-		now := d.clk.Now()
-		if found {
-			d.completed(a, f, store.EvSent, "restart: own copy "+f.SendID+" found in Sent", "sent")
+			d.log.Error("reading ledger of in-flight step", "account", a.cfg.Name, "id", f.ID, "err", err)
 			continue
 		}
-		nf, err := d.db.Transition(f.ID, store.EvUncertain, now, "restart: step "+fmt.Sprint(f.Step)+" was being sent when followupd stopped and no copy is in Sent; not resent", func(f *store.FollowUp) error {
-			f.State = store.StateUncertain
-			f.Due = time.Time{}
-			return nil
-		})
-		if err != nil {
-			d.log.Error("marking step uncertain", "id", f.ID, "err", err)
+		if le != nil && le.State == store.LedgerIntent && le.MessageID == f.SendID {
+			// Stopped before the end of DATA: the server never had it.
+			d.retryNow(a, f, "restart: step was never handed to the server (no submitting mark); sending again")
 			continue
 		}
-		d.log.Warn("step uncertain: a person must decide", "account", a.cfg.Name, "id", nf.ID, "step", nf.Step, "send_id", nf.SendID)
-		d.emit(Event{Account: a.cfg.Name, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "uncertain", Step: nf.Step, Text: "step outcome unknown after restart; not resent"})
+		if ctx.Err() != nil {
+			return
+		}
+		d.settle(ctx, a, f, "restart: step "+fmt.Sprint(f.Step)+" was being submitted when followupd stopped")
 	}
+}
+
+// retryNow rolls an in-flight step back to waiting, due at once.
+func (d *Daemon) retryNow(a *account, f *store.FollowUp, reason string) {
+	now := d.clk.Now()
+	nf, err := d.db.Transition(f.ID, store.EvRetry, now, reason, func(f *store.FollowUp) error {
+		if f.State != store.StateSending {
+			return store.ErrNoChange
+		}
+		f.State = store.StateWaiting
+		f.SendID = ""
+		f.Due = now
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, store.ErrNoChange) {
+			d.log.Error("rolling back in-flight step", "account", a.cfg.Name, "id", f.ID, "err", err)
+		}
+		return
+	}
+	d.log.Info("in-flight step rolled back", "account", a.cfg.Name, "id", nf.ID, "step", nf.Step, "reason", reason)
+	d.emit(Event{Account: a.cfg.Name, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "retry", Step: nf.Step, Text: reason})
+	d.reschedule(nf)
+}
+
+// settle decides a step whose SMTP outcome is unknown: its own copy in Sent
+// proves it sent; otherwise it becomes uncertain, for a person to decide.
+// It is never resent blindly.
+func (d *Daemon) settle(ctx context.Context, a *account, f *store.FollowUp, why string) {
+	found, err := d.findInSent(ctx, a, f.SendID)
+	if err != nil && ctx.Err() != nil {
+		return // stopping: settle it at the next start, not as uncertain
+	}
+	if err != nil {
+		d.log.Warn("looking for own copy in Sent", "account", a.cfg.Name, "id", f.ID, "err", err)
+	}
+	if found {
+		d.completed(a, f, store.EvSent, why+": own copy "+f.SendID+" found in Sent", "sent")
+		return
+	}
+	nf, err := d.db.Transition(f.ID, store.EvUncertain, d.clk.Now(), why+"; no copy in Sent; not resent", func(f *store.FollowUp) error {
+		if f.State != store.StateSending {
+			return store.ErrNoChange
+		}
+		f.State = store.StateUncertain
+		f.Due = time.Time{}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, store.ErrNoChange) {
+			d.log.Error("marking step uncertain", "id", f.ID, "err", err)
+		}
+		return
+	}
+	d.sched.Cancel(nf.ID)
+	d.log.Warn("step uncertain: a person must decide", "account", a.cfg.Name, "id", nf.ID, "step", nf.Step, "send_id", nf.SendID, "reason", why)
+	d.emit(Event{Account: a.cfg.Name, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "uncertain", Step: nf.Step, Text: why + "; not resent"})
 }
 
 func (d *Daemon) findInSent(ctx context.Context, a *account, msgid string) (bool, error) {
