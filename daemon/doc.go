@@ -26,8 +26,12 @@
 //     for anything citing the thread that the watcher has not processed yet;
 //     if there is, the send waits for the watcher (2). The intent is committed
 //     before SMTP and a step with an intent is never submitted again (1).
-//   - After a restart a step left in sending is proven by its own Message-ID
-//     in Sent, or marked uncertain for a person; it is never resent blindly.
+//   - The ledger's "submitting" mark is committed right before DATA's final
+//     dot. After a restart a step left in sending without it was never
+//     handed to the server and is sent again; with it, it is proven by its
+//     own Message-ID in Sent or marked uncertain for a person. The same
+//     holds when the server took the whole message but its reply was lost
+//     (send.Error.MaybeSent): never resent blindly.
 //   - Steps fire only once the account's folders finished their first sync,
 //     only on business days inside the send window, paced per account, and a
 //     step overdue by more than max_overdue is skipped, not sent late.
