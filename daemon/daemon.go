@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +43,22 @@ type Options struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// DB, when set, is used instead of opening cfg.StateDir/followupd.db.
 	DB *store.DB
+	// Notify, when set, receives sd_notify states ("READY=1",
+	// "STATUS=...", "WATCHDOG=1", "RELOADING=1", "STOPPING=1"); main
+	// passes go-systemd's SdNotify. See notify.go.
+	Notify func(state string) error
+	// WatchdogInterval, when set, is how often WATCHDOG=1 is sent (main
+	// uses half of systemd's WATCHDOG_USEC).
+	WatchdogInterval time.Duration
+	// StatusInterval is how often STATUS= is refreshed. Default 30s.
+	StatusInterval time.Duration
+	// LogLevel, when set, gets each reloaded config's log_level.
+	LogLevel *slog.LevelVar
+	// StopGrace bounds how long shutdown waits for an in-flight send
+	// before cancelling it (rolled back when the message was not handed
+	// over, else marked uncertain). Default 6s; shutdown as a whole stays
+	// under 10s.
+	StopGrace time.Duration
 	// Replay runs the decisions without side effects, for a Replayer
 	// (`followupd backtest`): every step is recorded as in dry-run mode and
 	// the server is not asked for unprocessed replies, since a replay has
@@ -63,6 +78,11 @@ type Event struct {
 }
 
 // Daemon is one running followupd.
+//
+// cfg, cls, accounts and byAddr are the configuration of one moment: entry
+// points take d = d.current() so a decision sees the live configuration
+// (reload.go). Every other field is set in New and never written again, or
+// is a pointer shared by every view.
 type Daemon struct {
 	cfg   *config.Config
 	db    *store.DB
@@ -73,9 +93,10 @@ type Daemon struct {
 	log   *slog.Logger
 	opt   Options
 
-	accounts map[string]*account // by account name; immutable after New
-	byAddr   map[string]*account // by lower-case address; immutable after New
+	accounts map[string]*account // by account name; replaced (never modified) by Reload
+	byAddr   map[string]*account // by lower-case address; replaced (never modified) by Reload
 
+	live  *live // the live configuration and goroutines (reload.go)
 	ready chan struct{}
 }
 
@@ -89,6 +110,12 @@ type account struct {
 	pacer    *send.Pacer
 	queue    chan uint64 // due follow-ups for this account's sender goroutine
 	synced   chan struct{}
+
+	// Lifecycle, touched only with live.reloadMu held (reload.go).
+	quit       chan struct{}      // closed: the sender stops between steps
+	senderDone chan struct{}      // closed when the sender goroutine returned
+	stopWatch  context.CancelFunc // stops the watcher
+	watchDone  chan struct{}      // closed when the watcher returned
 
 	mu       sync.Mutex
 	reserved map[uint64]time.Time // pacing slots handed out, by follow-up (owned by the sender goroutine and fire)
@@ -130,50 +157,24 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 		byAddr:   make(map[string]*account),
 		ready:    make(chan struct{}),
 	}
+	if opt.StatusInterval <= 0 {
+		opt.StatusInterval = 30 * time.Second
+	}
+	if opt.StopGrace <= 0 {
+		opt.StopGrace = 6 * time.Second
+	}
+	d.opt = opt
+	d.live = &live{changed: make(chan struct{})}
 	cls, err := classify.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("compiling rules: %w", err)
 	}
 	d.cls = cls
-	for i := range cfg.Accounts {
-		ac := &cfg.Accounts[i]
-		pw, err := ac.Password()
-		if err != nil {
-			return nil, err
-		}
-		var holidays, workdays []calendar.Day
-		for _, h := range cfg.Holidays {
-			holidays = append(holidays, calendar.Day{Year: h.Year, Month: h.Month, Day: h.Day})
-		}
-		for _, w := range cfg.Workdays {
-			workdays = append(workdays, calendar.Day{Year: w.Year, Month: w.Month, Day: w.Day})
-		}
-		win := cfg.Window(ac)
-		cal, err := calendar.New(cfg.Location(ac), cfg.CalendarCode(ac), holidays, workdays,
-			calendar.Window{Start: int(win.Start), End: int(win.End)})
-		if err != nil {
-			return nil, fmt.Errorf("account %s: calendar: %w", ac.Name, err)
-		}
-		sub, err := send.NewSubmitter(ac, pw, send.Options{Logger: d.log})
-		if err != nil {
-			return nil, fmt.Errorf("account %s: %w", ac.Name, err)
-		}
-		a := &account{
-			cfg:      ac,
-			password: pw,
-			cal:      cal,
-			sub:      sub,
-			pacer:    send.NewPacer(ac.MaxPerHour, d.clk, int64(i)+time.Now().UnixNano()),
-			queue:    make(chan uint64, 1024),
-			synced:   make(chan struct{}),
-			reserved: make(map[uint64]time.Time),
-			inbox:    ac.Folders.Inbox,
-			sent:     ac.Folders.Sent,
-			drafts:   ac.Folders.Drafts,
-		}
-		d.accounts[ac.Name] = a
-		d.byAddr[strings.ToLower(ac.Address)] = a
+	d.accounts, d.byAddr, err = d.buildAccounts(cfg)
+	if err != nil {
+		return nil, err
 	}
+	d.live.cfg, d.live.cls, d.live.accounts, d.live.byAddr = d.cfg, d.cls, d.accounts, d.byAddr
 	if opt.DB != nil {
 		d.db = opt.DB
 	} else {
@@ -202,8 +203,11 @@ func (d *Daemon) Close() error {
 }
 
 // Run starts every stage in flow order and blocks until ctx ends; then it
-// stops them in reverse: no new steps are picked, in-flight sends finish
-// (bounded by the SMTP timeout), watchers close.
+// stops them in reverse within 10s: the scheduler stops (no new steps are
+// picked), senders stop between steps and an in-flight send gets
+// Options.StopGrace to finish before it is cancelled, then the watchers
+// close their IDLE connections. The
+// caller closes the store (Close) after Run returns.
 func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.rebuildWheel(); err != nil {
 		return err
@@ -213,48 +217,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	sendCtx, stopSend := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSend()
 
-	var watchers, senders sync.WaitGroup
-	for _, a := range d.accounts {
-		a.watcher = imapwatch.New(a.cfg, a.password, &sink{d: d, a: a}, imapwatch.Options{
-			Clock:       d.clk,
-			Logger:      d.log,
-			NeedBody:    d.cls.NeedsBody,
-			DebugWriter: d.opt.IMAPDebug,
-			MinBackoff:  d.opt.ReconnectMin,
-			MaxBackoff:  d.opt.ReconnectMax,
-		})
-		watchers.Add(1)
-		go func(a *account) {
-			defer watchers.Done()
-			if err := a.watcher.Run(watchCtx); err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Error("watcher stopped", "account", a.cfg.Name, "err", err)
-			}
-		}(a)
-		go func(a *account) {
-			select {
-			case <-a.watcher.Ready():
-				d.recoverInFlight(sendCtx, a)
-				close(a.synced)
-			case <-watchCtx.Done():
-			}
-		}(a)
-		senders.Add(1)
-		go func(a *account) {
-			defer senders.Done()
-			d.senderLoop(sendCtx, a)
-		}(a)
+	l := d.live
+	l.reloadMu.Lock()
+	if l.running || l.stopped {
+		l.reloadMu.Unlock()
+		return errors.New("daemon: Run called twice")
 	}
-	go func() {
-		for _, a := range d.accounts {
-			select {
-			case <-a.synced:
-			case <-ctx.Done():
-				return
-			}
-		}
-		d.log.Info("all accounts synced", "accounts", len(d.accounts), "pending", d.sched.Len())
-		close(d.ready)
-	}()
+	l.running, l.watchCtx, l.sendCtx = true, watchCtx, sendCtx
+	for _, a := range d.current().accounts {
+		d.startWatcher(a)
+		d.startSender(a)
+	}
+	l.reloadMu.Unlock()
+	go d.waitReady(ctx)
+	go d.serviceLoop(ctx)
 
 	schedDone := make(chan error, 1)
 	schedCtx, stopSched := context.WithCancel(ctx)
@@ -262,21 +238,38 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { schedDone <- d.sched.Run(schedCtx, d.fire) }()
 
 	<-ctx.Done()
+	d.notify("STOPPING=1", "STATUS=shutting down")
 	d.log.Info("shutting down")
 	stopSched()
 	<-schedDone
-	// Let in-flight sends finish (the sender honours sendCtx between steps
-	// and the SMTP timeout inside one), then stop the watchers.
+	l.reloadMu.Lock() // no reload from here on
+	l.running, l.stopped = false, true
+	for _, a := range d.current().accounts {
+		close(a.quit)
+	}
+	l.reloadMu.Unlock()
 	done := make(chan struct{})
-	go func() { senders.Wait(); close(done) }()
-	stopSend()
+	go func() { l.senders.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(8 * time.Second):
-		d.log.Warn("sender did not stop in time")
+	case <-time.After(d.opt.StopGrace):
+		d.log.Warn("send still in flight at shutdown; cancelling it", "waited", d.opt.StopGrace)
+		stopSend()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			d.log.Warn("sender did not stop in time")
+		}
 	}
+	stopSend()
 	stopWatch()
-	watchers.Wait()
+	watchers := make(chan struct{})
+	go func() { l.watchers.Wait(); close(watchers) }()
+	select {
+	case <-watchers:
+	case <-time.After(time.Second):
+		d.log.Warn("watchers did not stop in time")
+	}
 	return nil
 }
 
@@ -298,6 +291,9 @@ func (d *Daemon) rebuildWheel() error {
 func (d *Daemon) emit(ev Event) {
 	if ev.At.IsZero() {
 		ev.At = d.clk.Now()
+	}
+	if ev.Kind == "sent" {
+		d.noteSent(ev.At)
 	}
 	if d.opt.OnEvent != nil {
 		d.opt.OnEvent(ev)

@@ -13,10 +13,22 @@ import (
 	"followupd/store"
 )
 
-// sink adapts one account's watcher to the daemon (imapwatch.Sink).
+// sink adapts one account's watcher to the daemon (imapwatch.Sink). It
+// names its account rather than holding it: a watcher kept across a reload
+// feeds the reloaded account (reload.go).
 type sink struct {
-	d *Daemon
-	a *account
+	d    *Daemon
+	name string
+}
+
+// current is the live daemon view and this sink's account in it.
+func (s *sink) current() (*Daemon, *account, error) {
+	d := s.d.current()
+	a := d.accounts[s.name]
+	if a == nil {
+		return nil, nil, fmt.Errorf("account %s is no longer configured", s.name)
+	}
+	return d, a, nil
 }
 
 func (s *sink) LoadState(account, mailbox string) (imapwatch.State, error) {
@@ -32,11 +44,15 @@ func (s *sink) SaveState(account, mailbox string, st imapwatch.State) error {
 // already holds was fully processed before (its record is written last), so
 // it is skipped; everything else is processed, then stored.
 func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error {
+	d, a, err := s.current()
+	if err != nil {
+		return err
+	}
 	for _, rec := range recs {
-		if _, err := s.d.db.Message(rec.MessageID); err == nil {
+		if _, err := d.db.Message(rec.MessageID); err == nil {
 			// Known: only its location (and flags) are new.
 			if rec.Role == message.RoleStop {
-				if err := s.d.stopByFolder(rec); err != nil {
+				if err := d.stopByFolder(rec); err != nil {
 					return err
 				}
 			}
@@ -44,12 +60,12 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := s.d.ingest(ctx, s.a, rec); err != nil {
+		if err := d.ingest(ctx, a, rec); err != nil {
 			return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
 		}
 	}
 	// Store every record (known ones update their location index).
-	if _, err := s.d.db.PutMessages(recs); err != nil {
+	if _, err := d.db.PutMessages(recs); err != nil {
 		return err
 	}
 	return nil
@@ -67,7 +83,11 @@ func (s *sink) HandleFlags(ctx context.Context, account, mailbox string, role me
 		return err
 	}
 	rec := &message.Record{MessageID: msgid, Flags: flags}
-	return s.d.stopIfFlagged(s.a, rec)
+	d, a, err := s.current()
+	if err != nil {
+		return err
+	}
+	return d.stopIfFlagged(a, rec)
 }
 
 // ingest decides what one new message means.

@@ -78,7 +78,7 @@ func (r *Replayer) Ingest(ctx context.Context, rec *message.Record) error {
 	if err := r.Advance(ctx, at); err != nil {
 		return err
 	}
-	s := &sink{d: r.d, a: a}
+	s := &sink{d: r.d, name: a.cfg.Name}
 	if err := s.HandleMessages(ctx, []*message.Record{rec}); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
