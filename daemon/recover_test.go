@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -114,8 +115,11 @@ func TestMaybeSentIsNotRetried(t *testing.T) {
 	defer release()
 	go func() {
 		// Once the message is held (written, no reply), drop the server's side.
-		time.Sleep(200 * time.Millisecond)
-		w.smtp.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.smtp.WaitHeld(ctx); err == nil {
+			w.smtp.Close()
+		}
 	}()
 	w.advanceTo(start.Add(3 * 24 * time.Hour))
 	w.expect("uncertain", "offer-ms@seller.test")

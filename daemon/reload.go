@@ -60,9 +60,9 @@ type live struct {
 	watchers sync.WaitGroup // watcher goroutines and their first-sync recovery
 	senders  sync.WaitGroup // sender goroutines
 
-	lastSend   time.Time // guarded by statusMu
-	reloads    int
-	statusMu   sync.Mutex
+	lastSend time.Time // guarded by statusMu
+	reloads  int
+	statusMu sync.Mutex
 }
 
 // current returns a view of d carrying the live configuration; see the
