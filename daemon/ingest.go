@@ -60,7 +60,7 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := d.ingest(ctx, a, rec); err != nil {
+		if err := d.ingestGuarded(ctx, a, rec); err != nil {
 			return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
 		}
 	}
@@ -88,6 +88,19 @@ func (s *sink) HandleFlags(ctx context.Context, account, mailbox string, role me
 		return err
 	}
 	return d.stopIfFlagged(a, rec)
+}
+
+// ingestGuarded is ingest, with a panic (a bug meeting odd mail) turned
+// into a logged skip of that one message: the folder goes on, and the
+// message is stored, so it is not retried forever.
+func (d *Daemon) ingestGuarded(ctx context.Context, a *account, rec *message.Record) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("skipping message: internal error while processing it", "account", a.cfg.Name, "mailbox", rec.Mailbox, "uid", rec.UID, "msgid", rec.MessageID, "panic", fmt.Sprint(p))
+			err = nil
+		}
+	}()
+	return d.ingest(ctx, a, rec)
 }
 
 // ingest decides what one new message means.
@@ -142,24 +155,39 @@ func (d *Daemon) ingestSent(a *account, rec *message.Record) error {
 			return nil
 		}
 	}
+	// Reminders go to the original To (and Cc, when the rule includes it)
+	// minus the sender's own addresses (a plus-address opt-in copy, a Cc to
+	// self) and program addresses (noreply@, mailer-daemon@): never a
+	// reminder to ourselves or to an address only a program reads.
+	to, dropped := remindable(a, rec.To)
+	cc, droppedCc := remindable(a, rec.Cc)
+	dropped = append(dropped, droppedCc...)
+	if len(dropped) > 0 {
+		log.Info("recipients never reminded", "rule", v.Rule, "dropped", dropped)
+	}
+	if len(to) == 0 {
+		log.Info("not tracked: no To recipient left to remind", "rule", v.Rule, "dropped", dropped)
+		return nil
+	}
 	from := message.Address{Addr: strings.ToLower(a.cfg.Address), Name: a.cfg.DisplayName}
 	kind := v.Kind
 	f := &store.FollowUp{
-		Account:    a.cfg.Name,
-		MessageID:  rec.MessageID,
-		Rule:       v.Rule,
-		Kind:       kind,
-		Subject:    rec.Subject,
-		From:       from,
-		To:         rec.To,
-		Cc:         rec.Cc,
-		References: rec.References,
-		SentAt:     sentAt,
-		Vars:       v.Vars,
-		State:      store.StateWaiting,
-		Step:       1,
-		Due:        due,
-		LastSent:   sentAt,
+		Account:     a.cfg.Name,
+		MessageID:   rec.MessageID,
+		Rule:        v.Rule,
+		Kind:        kind,
+		Subject:     rec.Subject,
+		From:        from,
+		To:          to,
+		Cc:          cc,
+		References:  rec.References,
+		ThreadIndex: rec.Headers["Thread-Index"],
+		SentAt:      sentAt,
+		Vars:        v.Vars,
+		State:       store.StateWaiting,
+		Step:        1,
+		Due:         due,
+		LastSent:    sentAt,
 	}
 	f, created, err := d.db.Track(f, now, "tracked by rule "+v.Rule+": "+strings.Join(v.Reasons, "; "))
 	if err != nil {
@@ -646,7 +674,27 @@ func candidate(f *store.FollowUp) classify.Candidate {
 	if f.SendID != "" {
 		sent = append(sent, f.SendID)
 	}
-	return classify.Candidate{MessageID: f.MessageID, Sent: sent, To: f.To, Subject: f.Subject, SentAt: f.SentAt, Account: f.Account}
+	return classify.Candidate{MessageID: f.MessageID, Sent: sent, To: f.To, Subject: f.Subject, SentAt: f.SentAt, Account: f.Account, ThreadIndex: f.ThreadIndex}
+}
+
+// remindable splits addrs into those a reminder may go to and the dropped
+// ones: the account's own address and its plus-variants
+// (ivan+fu3d@seller.example), and program addresses (classify.AutomaticAddress).
+func remindable(a *account, addrs []message.Address) (keep []message.Address, dropped []string) {
+	own := strings.ToLower(a.cfg.Address)
+	ownLocal, ownDomain, _ := strings.Cut(own, "@")
+	ownLocal, _, _ = strings.Cut(ownLocal, "+")
+	for _, ad := range addrs {
+		addr := strings.ToLower(ad.Addr)
+		local, domain, _ := strings.Cut(addr, "@")
+		local, _, _ = strings.Cut(local, "+")
+		if addr == own || (domain == ownDomain && local == ownLocal) || classify.AutomaticAddress(addr) {
+			dropped = append(dropped, addr)
+			continue
+		}
+		keep = append(keep, ad)
+	}
+	return keep, dropped
 }
 
 // threadIDs are the ids a message cites, including a bounce's returned message.
