@@ -9,6 +9,7 @@
 //	followupd check -config FILE    validate config, rules and templates
 //	followupd demo                  a self-contained demonstration (in-process IMAP and SMTP)
 //	followupd explain [-config FILE] [-json] MESSAGE.eml...
+//	followupd backtest -config FILE [-since 90d] [-json]   replay history read-only
 //	followupd version
 package main
 
@@ -48,6 +49,9 @@ commands:
   demo                   run a self-contained demonstration (no setup, no network)
   explain [-config FILE] [-json] MESSAGE.eml...
                          show how messages would be classified, and why
+  backtest -config FILE [-since 90d] [-json] [-v]
+                         replay the mailboxes' history (read-only) and report
+                         what would have been tracked and sent
   version                print the version
 `
 
@@ -68,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "backtest":
+		return cmdBacktest(args[1:], stdout, stderr)
 	case "explain":
 		return cmdExplain(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
