@@ -120,6 +120,16 @@ protocol imap {
   # The daemon, its tests and the helpers open many connections per user.
   mail_max_userip_connections = 200
 }
+{{- if .Conns}}
+# Options.Connections: shared imap processes (one inotify instance per
+# process, not per connection) and client limits above the connection count.
+default_client_limit = {{.ClientLimit}}
+service imap {
+  client_limit = 100
+  process_limit = {{.ProcessLimit}}
+  service_count = 0
+}
+{{- end}}
 `
 
 func (s *Stack) writeDovecotConf() error {
@@ -144,6 +154,10 @@ func (s *Stack) writeDovecotConf() error {
 		"IMAP":  s.ports.imap,
 		"IMAPS": s.ports.imaps,
 		"LMTP":  s.ports.lmtp,
+		// Options.Connections (0: Dovecot's defaults).
+		"Conns":        s.opt.Connections,
+		"ClientLimit":  max(5000, 2*s.opt.Connections),
+		"ProcessLimit": s.opt.Connections/100 + 10,
 	})
 	if err != nil {
 		return fmt.Errorf("rendering dovecot.conf: %w", err)
