@@ -31,38 +31,35 @@ type Incoming struct {
 // PutIncoming records a verdict and indexes it by every id it cites and by
 // its sender. Recording the same message again replaces nothing.
 func (db *DB) PutIncoming(in Incoming) error {
-	if in.MessageID == "" {
-		return fmt.Errorf("store: incoming message without id")
+	return db.PutIncomings([]Incoming{in})
+}
+
+// PutIncomings records many verdicts in one transaction (one fsync: a
+// first sync of a large INBOX writes one per fetched batch, not one per
+// message), as PutIncoming each.
+func (db *DB) PutIncomings(ins []Incoming) error {
+	for i := range ins {
+		if ins[i].MessageID == "" {
+			return fmt.Errorf("store: incoming message without id")
+		}
 	}
-	in.From = strings.ToLower(in.From)
+	if len(ins) == 0 {
+		return nil
+	}
 	err := db.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketIn)
-		if b.Get([]byte(in.MessageID)) != nil {
-			return errRollback // already recorded: write nothing
-		}
-		v, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("store: encode incoming %q: %w", in.MessageID, err)
-		}
-		if err := b.Put([]byte(in.MessageID), v); err != nil {
-			return fmt.Errorf("store: put incoming %q: %w", in.MessageID, err)
-		}
-		for _, id := range in.ThreadIDs {
-			if id == "" {
+		wrote := false
+		for _, in := range ins {
+			err := putIncomingTx(tx, in)
+			if errors.Is(err, errRollback) {
 				continue
 			}
-			if err := tx.Bucket(bucketInThread).Put(nameKey(id, in.MessageID), nil); err != nil {
-				return fmt.Errorf("store: index incoming %q by %q: %w", in.MessageID, id, err)
+			if err != nil {
+				return err
 			}
+			wrote = true
 		}
-		if in.From != "" {
-			k := addrPrefix(in.From)
-			tk := make([]byte, timeKeyLen)
-			putTime(tk, in.Date)
-			k = append(append(k, tk...), in.MessageID...)
-			if err := tx.Bucket(bucketInFrom).Put(k, nil); err != nil {
-				return fmt.Errorf("store: index incoming %q by sender: %w", in.MessageID, err)
-			}
+		if !wrote {
+			return errRollback // all already recorded: write nothing
 		}
 		return nil
 	})
@@ -70,6 +67,41 @@ func (db *DB) PutIncoming(in Incoming) error {
 		return nil
 	}
 	return err
+}
+
+// putIncomingTx writes one verdict and its indexes; errRollback when the
+// message is already recorded.
+func putIncomingTx(tx *bolt.Tx, in Incoming) error {
+	in.From = strings.ToLower(in.From)
+	b := tx.Bucket(bucketIn)
+	if b.Get([]byte(in.MessageID)) != nil {
+		return errRollback // already recorded: write nothing
+	}
+	v, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("store: encode incoming %q: %w", in.MessageID, err)
+	}
+	if err := b.Put([]byte(in.MessageID), v); err != nil {
+		return fmt.Errorf("store: put incoming %q: %w", in.MessageID, err)
+	}
+	for _, id := range in.ThreadIDs {
+		if id == "" {
+			continue
+		}
+		if err := tx.Bucket(bucketInThread).Put(nameKey(id, in.MessageID), nil); err != nil {
+			return fmt.Errorf("store: index incoming %q by %q: %w", in.MessageID, id, err)
+		}
+	}
+	if in.From != "" {
+		k := addrPrefix(in.From)
+		tk := make([]byte, timeKeyLen)
+		putTime(tk, in.Date)
+		k = append(append(k, tk...), in.MessageID...)
+		if err := tx.Bucket(bucketInFrom).Put(k, nil); err != nil {
+			return fmt.Errorf("store: index incoming %q by sender: %w", in.MessageID, err)
+		}
+	}
+	return nil
 }
 
 // IncomingByThread returns the verdicts on messages citing any of ids.
