@@ -98,6 +98,7 @@ type Daemon struct {
 
 	live  *live // the live configuration and goroutines (reload.go)
 	ready chan struct{}
+	house *housekeeper // summary, draft checks, approval notices (summary.go)
 }
 
 // account is the runtime of one configured mailbox.
@@ -165,6 +166,7 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 	}
 	d.opt = opt
 	d.live = &live{changed: make(chan struct{})}
+	d.house = newHousekeeper()
 	cls, err := classify.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("compiling rules: %w", err)
@@ -231,6 +233,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	l.reloadMu.Unlock()
 	go d.waitReady(ctx)
 	go d.serviceLoop(ctx)
+	l.senders.Add(1)
+	go func() { defer l.senders.Done(); d.housekeep(ctx, sendCtx) }()
 
 	schedDone := make(chan error, 1)
 	schedCtx, stopSched := context.WithCancel(ctx)

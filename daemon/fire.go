@@ -372,6 +372,7 @@ func (d *Daemon) draft(ctx context.Context, a *account, f *store.FollowUp, raw [
 		d.log.Error("recording draft", "id", f.ID, "err", err)
 		return
 	}
+	d.draftNoted(a.cfg.Name) // before the event: a test may move the clock on it
 	d.emit(Event{Account: a.cfg.Name, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "drafted", Step: nf.Step, Text: fmt.Sprintf("reminder %d for %q waits in Drafts", nf.Step, nf.Subject)})
 }
 
