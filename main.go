@@ -21,11 +21,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
-	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	// The one package-level side effect we accept: go-message decodes every
 	// charset real mail uses (windows-1251, koi8-r, ...) once this is imported.
 	_ "github.com/emersion/go-message/charset"
@@ -139,19 +136,22 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	sigs, stopSignals := serviceSignals() // first: SIGHUP's default would kill us
+	defer stopSignals()
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	logger, err := newLogger(stderr, *logFormat, cfg.LogLevel)
+	level := new(slog.LevelVar)
+	logger, err := newServiceLogger(stderr, *logFormat, cfg.LogLevel, level)
 	if err != nil {
 		fmt.Fprintln(stderr, "followupd:", err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	d, err := daemon.New(cfg, daemon.Options{Logger: logger})
+	d, err := daemon.New(cfg, serviceOptions(daemon.Options{Logger: logger}, level))
 	if err != nil {
 		logger.Error("starting", "err", err)
 		return 1
@@ -161,16 +161,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 			logger.Error("closing store", "err", err)
 		}
 	}()
-	go func() {
-		select {
-		case <-d.Ready():
-			_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady+"\nSTATUS=watching "+fmt.Sprint(len(cfg.Accounts))+" account(s)")
-		case <-ctx.Done():
-		}
-	}()
+	done := make(chan struct{})
+	defer close(done)
+	go handleSignals(done, sigs, d, *path, logger, stop, os.Exit)
 	logger.Info("followupd starting", "version", versionString(), "config", cfg.File, "accounts", len(cfg.Accounts), "rules", len(cfg.Rules))
-	err = d.Run(ctx)
-	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	err = d.Run(ctx) // tells systemd READY=1, STATUS=, WATCHDOG=1, STOPPING=1 (daemon/notify.go)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("daemon stopped", "err", err)
 		return 1
