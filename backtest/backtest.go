@@ -155,7 +155,12 @@ func fetchAccount(ctx context.Context, ac *config.Account, since time.Time, need
 	}
 	var out []*message.Record
 	for _, f := range folders {
-		err := imapwatch.FetchSince(ctx, c, f.name, since, needBody, func(recs []*message.Record) error {
+		// classify.NeedsBody decides by the folder's role: set it first.
+		need := func(r *message.Record) bool {
+			r.Account, r.Role = ac.Name, f.role
+			return needBody != nil && needBody(r)
+		}
+		err := imapwatch.FetchSince(ctx, c, f.name, since, need, func(recs []*message.Record) error {
 			for _, r := range recs {
 				r.Account, r.Role = ac.Name, f.role
 			}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -58,7 +59,12 @@ func newHistory(t *testing.T) *history {
 
 func (h *history) put(mailbox string, date time.Time, hdr string) {
 	h.t.Helper()
-	raw := hdr + "Date: " + date.Format(time.RFC1123Z) + "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello.\r\n"
+	h.putBody(mailbox, date, hdr, "Hello.")
+}
+
+func (h *history) putBody(mailbox string, date time.Time, hdr, body string) {
+	h.t.Helper()
+	raw := hdr + "Date: " + date.Format(time.RFC1123Z) + "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n"
 	if _, err := h.srv.AppendAt(sales, mailbox, []byte(raw), date); err != nil {
 		h.t.Fatal(err)
 	}
@@ -346,5 +352,92 @@ func TestParseSince(t *testing.T) {
 				t.Errorf("ParseSince(%q) = %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.err)
 			}
 		})
+	}
+}
+
+// TestBacktestManualAwayAndSkip: the sender's own follow-up restarts the
+// chain, an out-of-office with a return date holds it (rule policy
+// postpone), and a step whose template cannot be rendered is reported as
+// skipped.
+func TestBacktestManualAwayAndSkip(t *testing.T) {
+	h := newHistory(t)
+	until := at(time.April, 30, 12, 0)
+
+	// Manual follow-up on Wed 4 Mar 15:00: step 1 is due three business
+	// days after it (Mon 9 Mar 15:00), not after the offer (Thu 5 Mar).
+	h.offer("f@seller.example", "f@client-f.example", "Offer F", at(time.March, 2, 10, 0))
+	h.put("Sent", at(time.March, 4, 15, 0), "From: Sales <"+sales+">\r\nTo: <f@client-f.example>\r\nSubject: Re: Offer F\r\nMessage-ID: <f2@seller.example>\r\nIn-Reply-To: <f@seller.example>\r\nReferences: <f@seller.example>\r\n")
+	// Away until Wed 25 Mar: nothing is sent before Thu 26 Mar.
+	h.offer("g@seller.example", "g@client-g.example", "Offer G", at(time.March, 16, 10, 0))
+	h.putBody("INBOX", at(time.March, 16, 10, 5), "From: <g@client-g.example>\r\nTo: <"+sales+">\r\nSubject: Automatic reply: Offer G\r\nMessage-ID: <ooo.g@client-g.example>\r\nIn-Reply-To: <g@seller.example>\r\nAuto-Submitted: auto-replied\r\n",
+		"I am out of the office until 25 March 2026.")
+	// The invoice rule's template fails at send time.
+	h.offer("i@seller.example", "i@client-i.example", "Invoice 17", at(time.April, 6, 10, 0))
+
+	cfg := h.config(`
+[[rule]]
+name = "invoice"
+match.subject = ['(?i)invoice']
+  [[rule.step]]
+  after = "1 business day"
+  template = "broken"
+[template.broken]
+body = "Invoice {{.Subject}}"
+`)
+	cfg.Rule("offer").AutoReply = "postpone"
+	// A template that passed the config check but fails on a real thread.
+	broken := cfg.Templates["broken"]
+	broken.BodyT = template.Must(template.New("broken").Parse("{{index .Recipients 5}}"))
+	cfg.Templates["broken"] = broken
+	res, err := backtest.Run(context.Background(), cfg, backtest.Options{Since: until.AddDate(0, 0, -60), Until: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := res.WriteText(&text, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", text.String())
+	var js bytes.Buffer
+	if err := res.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(js.String()), "\n") {
+		var m struct {
+			Type, Time, Sent, Reason string
+			MessageID                string `json:"message_id"`
+			Step                     int
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		switch m.Type {
+		case "tracked":
+			got = append(got, fmt.Sprintf("tracked %s %s", m.MessageID, m.Sent))
+		case "reminder":
+			got = append(got, fmt.Sprintf("reminder %s %d %s", m.MessageID, m.Step, m.Time))
+		case "skipped":
+			if !strings.Contains(m.Reason, "rendering reminder") {
+				t.Errorf("skip reason %q does not say the template failed", m.Reason)
+			}
+			got = append(got, fmt.Sprintf("skipped %s %d %s", m.MessageID, m.Step, m.Time))
+		}
+	}
+	want := []string{
+		"tracked f@seller.example 2026-03-02T10:00:00+03:00",
+		"reminder f@seller.example 1 2026-03-09T15:00:00+03:00",
+		"reminder f@seller.example 2 2026-03-11T15:00:00+03:00",
+		"tracked g@seller.example 2026-03-16T10:00:00+03:00",
+		"reminder g@seller.example 1 2026-03-26T09:00:00+03:00",
+		"reminder g@seller.example 2 2026-03-30T09:00:00+03:00",
+		"tracked i@seller.example 2026-04-06T10:00:00+03:00",
+		"skipped i@seller.example 1 2026-04-07T10:00:00+03:00",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("json lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if s := res.Stats(); s[len(s)-1].Skipped != 1 || s[len(s)-1].Reminders != 4 {
+		t.Errorf("totals %+v: want 4 reminders and 1 skipped step", s[len(s)-1])
 	}
 }
