@@ -171,21 +171,28 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 	}
 	h := d.house
 	nextDrafts := d.clk.Now()
+	// summaryAt is planned once per configuration and after each send:
+	// recomputing it on every wake-up would skip the slot that just came.
+	var summaryAt time.Time
+	var planned *config.Config
 	for {
 		cur := d.current()
 		cfg := cur.cfg
 		now := d.clk.Now()
-		var cal *calendar.Calendar
 		next := nextDrafts
-		var summaryAt time.Time
-		if cfg.SummaryMail.Enabled {
-			var err error
-			if cal, err = summaryCalendar(cfg); err != nil {
-				d.log.Error("summary calendar", "err", err)
-			} else {
-				summaryAt = d.nextSummary(cfg, cal, now)
-				next = minTime(next, summaryAt)
+		if cfg != planned {
+			planned, summaryAt = cfg, time.Time{}
+			if cfg.SummaryMail.Enabled {
+				if cal, err := summaryCalendar(cfg); err != nil {
+					d.log.Error("summary calendar", "err", err)
+				} else {
+					summaryAt = d.nextSummary(cfg, cal, now)
+					d.log.Info("daily summary planned", "at", summaryAt)
+				}
 			}
+		}
+		if !summaryAt.IsZero() {
+			next = minTime(next, summaryAt)
 		}
 		h.mu.Lock()
 		for _, at := range h.noticeAt {
@@ -239,7 +246,14 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 			if err := cur.SendSummaries(io); err != nil {
 				d.log.Error("sending daily summary", "err", err)
 			}
-			d.putMetaTime(metaSummaryLast, now)
+			// The slot, not the send time: the next summary's "since" is
+			// this slot, whatever delayed the send.
+			d.putMetaTime(metaSummaryLast, minTime(summaryAt, now))
+			if cal, err := summaryCalendar(cfg); err == nil {
+				summaryAt = summarySlot(cfg, cal, now)
+			} else {
+				summaryAt = time.Time{}
+			}
 		}
 		if ctx.Err() != nil {
 			return
