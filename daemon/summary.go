@@ -349,8 +349,7 @@ func Summaries(cfg *config.Config, db *store.DB, now, since time.Time) ([]Summar
 func (d *Daemon) SendSummaries(ctx context.Context) error {
 	cur := d.current()
 	now := d.clk.Now()
-	since, _ := d.metaTime(metaSummaryLast)
-	mails, err := Summaries(cur.cfg, d.db, now, since)
+	mails, err := Summaries(cur.cfg, d.db, now, LastSummary(d.db))
 	if err != nil {
 		return err
 	}
@@ -595,4 +594,15 @@ func (d *Daemon) draftGone(a *account, f *store.FollowUp, now time.Time) {
 	d.emit(Event{Account: a.cfg.Name, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "skipped", Step: f.Step,
 		Text: fmt.Sprintf("draft of reminder %d for %q deleted by the sender: skipped", f.Step, nf.Subject)})
 	d.reschedule(nf)
+}
+
+// LastSummary is the slot of the last daily summary the daemon sent (zero:
+// none yet): the start of the next summary's "last day".
+func LastSummary(db *store.DB) time.Time {
+	v, err := db.Meta(metaSummaryLast)
+	if err != nil {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, string(v))
+	return t
 }
