@@ -28,6 +28,7 @@ import (
 	_ "github.com/emersion/go-message/charset"
 
 	"followupd/config"
+	"followupd/control"
 	"followupd/daemon"
 )
 
@@ -50,7 +51,9 @@ commands:
                          replay the mailboxes' history (read-only) and report
                          what would have been tracked and sent
   version                print the version
-`
+
+control (talks to the running daemon over its Unix socket):
+` + control.Usage
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -73,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBacktest(args[1:], stdout, stderr)
 	case "explain":
 		return cmdExplain(args[1:], stdout, stderr)
+	case "status", "list", "show", "cancel", "snooze", "approve", "resolve", "backup":
+		return cmdCtl(args[0], args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "followupd", versionString())
 		return 0
@@ -151,7 +156,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	d, err := daemon.New(cfg, serviceOptions(daemon.Options{Logger: logger}, level))
+	d, err := daemon.New(cfg, serviceOptions(daemon.Options{Logger: logger, Version: versionString()}, level))
 	if err != nil {
 		logger.Error("starting", "err", err)
 		return 1

@@ -59,6 +59,9 @@ type Options struct {
 	// over, else marked uncertain). Default 6s; shutdown as a whole stays
 	// under 10s.
 	StopGrace time.Duration
+	// Version is followupd's version, for `followupd status` and the
+	// followupd_build_info metric.
+	Version string
 	// Replay runs the decisions without side effects, for a Replayer
 	// (`followupd backtest`): every step is recorded as in dry-run mode and
 	// the server is not asked for unprocessed replies, since a replay has
@@ -97,6 +100,7 @@ type Daemon struct {
 	byAddr   map[string]*account // by lower-case address; replaced (never modified) by Reload
 
 	live  *live // the live configuration and goroutines (reload.go)
+	ops   *ops  // metrics and the control socket (metrics.go, control.go)
 	ready chan struct{}
 	house *housekeeper // summary, draft checks, approval notices (summary.go)
 }
@@ -187,6 +191,7 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 		d.db, d.ownDB = db, true
 	}
 	d.sched = schedule.NewScheduler(d.clk, d.log)
+	d.ops = newOps(d)
 	return d, nil
 }
 
@@ -214,6 +219,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.rebuildWheel(); err != nil {
 		return err
 	}
+	// The control socket and metrics endpoint are bound before anything
+	// starts, and closed last (after the watchers) by this defer.
+	stopOps, err := d.startOps(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatch()
 	sendCtx, stopSend := context.WithCancel(context.WithoutCancel(ctx))
@@ -299,6 +311,7 @@ func (d *Daemon) emit(ev Event) {
 	if ev.Kind == "sent" {
 		d.noteSent(ev.At)
 	}
+	d.ops.metrics.Event(ev.Account, ev.Kind)
 	if d.opt.OnEvent != nil {
 		d.opt.OnEvent(ev)
 	}

@@ -211,6 +211,9 @@ func (d *Daemon) submit(ctx context.Context, a *account, f *store.FollowUp) {
 		return
 	}
 	mode := d.mode(a, f)
+	if mode == config.ModeApprove && f.Approved == f.Step {
+		mode = config.ModeAuto // a person approved this step's draft (`followupd approve`)
+	}
 	// Intent first (invariant 1): once this commits, the step is never
 	// submitted again without proof that it was not sent.
 	f, err = d.db.Transition(f.ID, store.EvDue, now, fmt.Sprintf("step %d due (%s)", f.Step, mode), func(f *store.FollowUp) error {

@@ -65,9 +65,11 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 		}
 	}
 	// Store every record (known ones update their location index).
-	if _, err := d.db.PutMessages(recs); err != nil {
+	fresh, err := d.db.PutMessages(recs)
+	if err != nil {
 		return err
 	}
+	d.observeBatch(a, recs, fresh)
 	return nil
 }
 
@@ -425,14 +427,17 @@ func (d *Daemon) applyIncoming(a *account, rec *message.Record, v classify.Verdi
 			if len(rec.From) > 0 {
 				who = rec.From[0].Addr
 			}
-			d.terminal(f, store.EvAnswer, now, "answered by "+who+" ("+why+") "+rec.MessageID, "answered")
+			if d.terminal(f, store.EvAnswer, now, "answered by "+who+" ("+why+") "+rec.MessageID, "answered") {
+				d.observeAnswer(f.Account, rec, now)
+			}
 		}
 	}
 	return nil
 }
 
-// terminal moves f to a terminal state by ev, cancelling any pending step.
-func (d *Daemon) terminal(f *store.FollowUp, ev store.Event, now time.Time, reason, kind string) {
+// terminal moves f to a terminal state by ev, cancelling any pending step;
+// it reports whether it did.
+func (d *Daemon) terminal(f *store.FollowUp, ev store.Event, now time.Time, reason, kind string) bool {
 	nf, err := d.db.Transition(f.ID, ev, now, reason, func(f *store.FollowUp) error {
 		switch ev {
 		case store.EvAnswer:
@@ -451,11 +456,12 @@ func (d *Daemon) terminal(f *store.FollowUp, ev store.Event, now time.Time, reas
 		if !isBadTransition(err) && !errors.Is(err, store.ErrNoChange) {
 			d.log.Error("recording "+kind, "id", f.ID, "err", err)
 		}
-		return
+		return false
 	}
 	d.sched.Cancel(nf.ID)
 	d.log.Info(kind, "account", nf.Account, "id", nf.ID, "msgid", nf.MessageID, "reason", reason)
 	d.emit(Event{Account: nf.Account, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: kind, Step: nf.Step, Text: fmt.Sprintf("%q: %s", nf.Subject, reason)})
+	return true
 }
 
 // autoReply applies an out-of-office: ignored, or (rule policy postpone, a
