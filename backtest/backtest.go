@@ -233,7 +233,7 @@ func Replay(ctx context.Context, cfg *config.Config, recs []*message.Record, opt
 		return nil, fmt.Errorf("backtest: scratch store: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := store.Open(filepath.Join(dir, "backtest.db"), store.Options{Logger: opt.Logger})
+	db, err := store.Open(filepath.Join(dir, "backtest.db"), store.Options{Logger: opt.Logger, NoSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("backtest: scratch store: %w", err)
 	}

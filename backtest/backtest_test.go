@@ -44,11 +44,11 @@ func at(month time.Month, day, hour, min int) time.Time {
 
 // history is a seeded mailbox: what the sales account sent and received.
 type history struct {
-	t   *testing.T
+	t   testing.TB
 	srv *imaptest.Server
 }
 
-func newHistory(t *testing.T) *history {
+func newHistory(t testing.TB) *history {
 	t.Helper()
 	srv := imaptest.NewServer(t)
 	if err := srv.AddUser(sales, pw, "INBOX", "Sent", "Drafts"); err != nil {

@@ -49,6 +49,9 @@ type Options struct {
 	Timeout  time.Duration // file lock wait; default DefaultTimeout
 	ReadOnly bool          // shared lock, no writes; the file must exist
 	Logger   *slog.Logger  // default: discard
+	// NoSync skips the fsync of each commit: only for scratch stores
+	// (backtest) that a crash may lose whole.
+	NoSync bool
 }
 
 // DB is followupd's state: messages, follow-ups, the send ledger. It is
@@ -113,6 +116,7 @@ func openBolt(path string, opt Options) (bdb *bolt.DB, err error) {
 	bopt := &bolt.Options{
 		Timeout:  opt.Timeout,
 		ReadOnly: opt.ReadOnly,
+		NoSync:   opt.NoSync,
 		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, mode)
 			file = f
