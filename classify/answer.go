@@ -1,6 +1,8 @@
 package classify
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -16,6 +18,9 @@ type Candidate struct {
 	Subject   string
 	SentAt    time.Time
 	Account   string
+	// ThreadIndex is the tracked message's Outlook Thread-Index header
+	// (as written; "" when it had none).
+	ThreadIndex string
 }
 
 // AnswerOptions are the answer rules of the configuration.
@@ -51,10 +56,14 @@ var publicDomains = []string{
 // Answers reports whether in answers cand, and why. In order:
 //  1. in cites cand (or one of our reminders) in In-Reply-To or
 //     References: "in-reply-to <id>", whoever sent it;
-//  2. in is from a To recipient (or, with ColleagueAnswers, from the same
-//     non-public domain) with the same normalised subject, dated from
-//     SentAt up to Window after;
-//  3. with AnyMessageFromRecipient, in is from a To recipient, dated from
+//  2. in continues cand's Outlook conversation: its Thread-Index has the
+//     same 22-byte root as cand's (clients and gateways that drop
+//     In-Reply-To and References keep it), whoever sent it;
+//  3. in is from a To recipient (or, with ColleagueAnswers, from the same
+//     non-public domain) with the same normalised subject, or a
+//     Thread-Topic equal to it (Outlook keeps the topic when the subject
+//     is edited), dated from SentAt up to Window after;
+//  4. with AnyMessageFromRecipient, in is from a To recipient, dated from
 //     SentAt up to Window after.
 //
 // Never for our own messages, nor for a message in Sent or Drafts.
@@ -82,6 +91,11 @@ func (c *Classifier) Answers(in *message.Record, cand Candidate, opt AnswerOptio
 			}
 		}
 	}
+	if root := threadIndexRoot(cand.ThreadIndex); root != nil {
+		if r := threadIndexRoot(in.Headers["Thread-Index"]); r != nil && bytes.Equal(r, root) {
+			return true, "Thread-Index continues the offer's Outlook conversation"
+		}
+	}
 	when := in.Date
 	if when.IsZero() {
 		when = in.Internal
@@ -94,7 +108,15 @@ func (c *Classifier) Answers(in *message.Record, cand Candidate, opt AnswerOptio
 
 	from, fromRecipient := c.fromRecipient(in, cand)
 	subj := message.NormalizeSubject(in.Subject)
-	if subj != "" && subj == message.NormalizeSubject(cand.Subject) && inWindow {
+	want := message.NormalizeSubject(cand.Subject)
+	if subj != want {
+		// QUIRK: Outlook keeps Thread-Topic when a person edits the
+		// subject of a reply (testdata reply-thread-topic.ru.eml in daemon).
+		if topic := message.NormalizeSubject(in.Headers["Thread-Topic"]); topic != "" && topic == want {
+			subj = topic
+		}
+	}
+	if subj != "" && subj == want && inWindow {
 		if fromRecipient {
 			return true, fmt.Sprintf("same subject %q from recipient %s", subj, from)
 		}
@@ -191,4 +213,25 @@ func (c *Classifier) ManualFollowUp(sent *message.Record, cand Candidate) bool {
 		}
 	}
 	return false
+}
+
+// threadIndexRoot returns the conversation part of an Outlook Thread-Index
+// header ([MS-OXOMSG] 2.2.1.3, PidTagConversationIndex): base64 of a
+// 22-byte header (a FILETIME and a GUID) and 5 bytes per reply. Messages of
+// one conversation share the 22 bytes. nil when v is not such a value.
+func threadIndexRoot(v string) []byte {
+	v = strings.Join(strings.Fields(v), "")
+	if v == "" {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "=")); err != nil {
+			return nil
+		}
+	}
+	if len(b) < 22 || (len(b)-22)%5 != 0 {
+		return nil
+	}
+	return b[:22]
 }

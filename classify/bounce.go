@@ -286,8 +286,24 @@ func bodyDiagnostic(body string) string {
 			return strings.ToValidUTF8(line, "")
 		}
 	}
+	// QUIRK: Mail.ru and some gateways state the failure in words with no
+	// SMTP code ("Message was not accepted -- invalid mailbox", daemon
+	// testdata bounce-mailru.ru.eml): take the first line saying so.
+	for _, line := range strings.Split(body, "\n") {
+		if reFailureLine.MatchString(line) {
+			line = strings.Join(strings.Fields(line), " ")
+			if len(line) > 300 {
+				line = line[:300]
+			}
+			return strings.ToValidUTF8(line, "")
+		}
+	}
 	return ""
 }
+
+var reFailureLine = regexp.MustCompile(`(?i)(?:user (?:unknown|not found)|no such (?:user|mailbox|address)|invalid (?:mailbox|recipient)|` +
+	`mailbox (?:unavailable|not found|is full|does not exist)|is unavailable|does not exist|` +
+	`пользовател\p{L}* не (?:найден|существует)|(?:адрес|ящик)\p{L}* не существует|не существует)`)
 
 func appendUnique(l []string, s string) []string {
 	for _, x := range l {

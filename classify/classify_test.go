@@ -260,6 +260,11 @@ func TestAnswers(t *testing.T) {
 		To: []message.Address{{Addr: "zakupki@buyer.example"}, {Addr: "john.smith@buyer.example"}}, Subject: "Commercial offer 154", SentAt: sentAt}
 	gcand := cand
 	gcand.To = []message.Address{{Addr: "client@gmail.com"}}
+	// An Outlook offer: Thread-Index root of 22 bytes; a reply adds 5.
+	ticand := cand
+	ticand.ThreadIndex = "AdsZ9Kx0QUJDREVGR0hJSktMTU5PUA=="
+	tiReply := map[string]string{"Thread-Index": "AdsZ9Kx0QUJDREVGR0hJSktMTU5PUAAAAAEC"}
+	tiOther := map[string]string{"Thread-Index": "AdsZ9Kx0WldYWVpbXF1eX2BhYmNkZQAAAAEC"}
 	all := AnswerOptions{ColleagueAnswers: true, AnyMessageFromRecipient: true}
 	strict := AnswerOptions{}
 	day := sentAt.Add(24 * time.Hour)
@@ -274,6 +279,11 @@ func TestAnswers(t *testing.T) {
 		{"threaded", message.Record{InReplyTo: []string{offerID}, From: from("x@other.example"), Date: day}, cand, strict, true},
 		{"threaded via References to our reminder", message.Record{References: []string{"a@b", "followupd.1.1.aa@seller.example"}, From: from("x@other.example"), Date: day}, cand, strict, true},
 		{"thread-index only, same subject from recipient", message.Record{Subject: "RE: Commercial offer 154", From: from("zakupki@buyer.example"), Date: day}, cand, strict, true},
+		{"thread-index root, edited subject, not a recipient", message.Record{Subject: "RE: delivery terms", Headers: tiReply, From: from("x@other.example"), Date: day}, ticand, strict, true},
+		{"thread-index of another conversation", message.Record{Subject: "RE: delivery terms", Headers: tiOther, From: from("x@other.example"), Date: day}, ticand, strict, false},
+		{"thread-index garbage", message.Record{Subject: "RE: delivery terms", Headers: map[string]string{"Thread-Index": "%%%"}, From: from("x@other.example"), Date: day}, ticand, strict, false},
+		{"thread-topic keeps the subject from recipient", message.Record{Subject: "RE: вопросы", Headers: map[string]string{"Thread-Topic": "Commercial offer 154"}, From: from("zakupki@buyer.example"), Date: day}, cand, strict, true},
+		{"thread-topic from a stranger", message.Record{Subject: "RE: вопросы", Headers: map[string]string{"Thread-Topic": "Commercial offer 154"}, From: from("x@other.example"), Date: day}, cand, all, false},
 		{"subject from recipient before the offer", message.Record{Subject: "Commercial offer 154", From: from("zakupki@buyer.example"), Date: sentAt.Add(-2 * time.Hour)}, cand, strict, false},
 		{"subject from recipient after the window", message.Record{Subject: "Re: Commercial offer 154", From: from("zakupki@buyer.example"), Date: sentAt.Add(90 * 24 * time.Hour)}, cand, strict, false},
 		{"colleague at recipient domain", message.Record{Subject: "Re: Commercial offer 154", From: from("maria@buyer.example"), Date: day}, cand, all, true},
@@ -310,6 +320,29 @@ func TestAnswers(t *testing.T) {
 		if ok != want {
 			t.Errorf("%s: Answers = %v (%s), want %v", name, ok, why, want)
 		}
+	}
+}
+
+func TestAutomaticAddress(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"noreply@client.example": true, "no-reply@client.example": true, "No_Reply@client.example": true,
+		"noreply-billing@client.example": true, "do-not-reply@client.example": true, "DoNotReply@client.example": true,
+		"mailer-daemon@client.example": true, "MAILER-DAEMON@client.example": true, "bounces+123@client.example": true,
+		"anna@client.example": false, "norbert@client.example": false, "reply@client.example": false,
+		"postmaster@client.example": false, "noreply": false, "": false,
+	} {
+		if got := AutomaticAddress(addr); got != want {
+			t.Errorf("AutomaticAddress(%q) = %v, want %v", addr, got, want)
+		}
+	}
+	c := newTest(t)
+	rec := &message.Record{Role: message.RoleSent, Subject: "Commercial offer 154", To: []message.Address{{Addr: "noreply@buyer.example"}}}
+	if v := c.Sent(nil, rec); v.Tracked || !strings.Contains(strings.Join(v.Reasons, ";"), "automatic address") {
+		t.Errorf("offer to noreply@: %+v, want untracked as automatic", v)
+	}
+	rec.To = append(rec.To, message.Address{Addr: "anna@buyer.example"})
+	if v := c.Sent(nil, rec); !v.Tracked {
+		t.Errorf("offer to noreply@ and a person: %+v, want tracked", v)
 	}
 }
 

@@ -47,6 +47,9 @@ func (c *Classifier) Sent(acct *config.Account, rec *message.Record) SentVerdict
 	if v := rec.Headers["Auto-Submitted"]; v != "" && !strings.EqualFold(firstToken(v), "no") {
 		return SentVerdict{Reasons: []string{fmt.Sprintf("auto-submitted (%s): not written by a person", v)}}
 	}
+	if auto := automaticTo(rec.To); len(auto) == len(rec.To) {
+		return SentVerdict{Reasons: []string{fmt.Sprintf("every To recipient is an automatic address (%s): nobody to remind", strings.Join(auto, ", "))}}
+	}
 	var optIn *config.Delay
 	var optWhy string
 	if acct != nil {
@@ -300,4 +303,34 @@ func firstToken(v string) string {
 		v = v[:i]
 	}
 	return v
+}
+
+// AutomaticAddress reports whether addr belongs to a program rather than a
+// person: noreply@, no-reply@, do-not-reply@, mailer-daemon@, bounces@ and
+// the like (separators and a +tag ignored). Nobody there reads a reminder,
+// and the only "answer" from there is another program's, so followupd never
+// reminds such an address, and a message sent only to such addresses is
+// not tracked.
+func AutomaticAddress(addr string) bool {
+	local, _, ok := strings.Cut(strings.ToLower(strings.TrimSpace(addr)), "@")
+	if !ok {
+		return false
+	}
+	local, _, _ = strings.Cut(local, "+")
+	local = strings.NewReplacer("-", "", "_", "", ".", "").Replace(local)
+	switch local {
+	case "mailerdaemon", "bounce", "bounces", "autoreply", "autoresponder", "autorespond":
+		return true
+	}
+	return strings.HasPrefix(local, "noreply") || strings.HasPrefix(local, "donotreply")
+}
+
+func automaticTo(to []message.Address) []string {
+	var out []string
+	for _, a := range to {
+		if AutomaticAddress(a.Addr) {
+			out = append(out, a.Addr)
+		}
+	}
+	return out
 }
