@@ -27,7 +27,7 @@
 // The socket is created under a temporary name, chmod 0600, then renamed
 // into place, so it is never reachable with wider permissions; on Linux
 // each connection's peer (SO_PEERCRED) must also be the daemon's own user
-// or root. Whoever can connect can cancel follow-ups and read the whole
+// or root (or the overflow uid, as root appears under PrivateUsers=). Whoever can connect can cancel follow-ups and read the whole
 // store (backup), like whoever can read the bbolt file.
 //
 // The package knows nothing of the store: the daemon implements Backend

@@ -223,7 +223,12 @@ func reply(w http.ResponseWriter, log *slog.Logger, r *http.Request, v any, err 
 }
 
 // peerListener refuses connections from other users (defence in depth
-// beside the socket's mode).
+// beside the socket's mode). QUIRK: under systemd's PrivateUsers= the
+// service sees root (and every other unmapped user) as the kernel's
+// overflow uid, 65534; that uid is let through, and the socket's mode is
+// what keeps users other than root out.
+const overflowUID = 65534
+
 type peerListener struct {
 	net.Listener
 	log *slog.Logger
@@ -236,7 +241,7 @@ func (l *peerListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		uid, ok := peerUID(c)
-		if !ok || uid == 0 || uid == os.Getuid() {
+		if !ok || uid == 0 || uid == os.Getuid() || uid == overflowUID {
 			return c, nil
 		}
 		l.log.Warn("control: refused connection from another user", "uid", uid)
