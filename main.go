@@ -50,6 +50,8 @@ commands:
   backtest -config FILE [-since 90d] [-json] [-v]
                          replay the mailboxes' history (read-only) and report
                          what would have been tracked and sent
+  summary -config FILE -print [-html] [-account NAME|-team] | -now
+                         write the daily summary to stdout, or send it now
   version                print the version
 
 control (talks to the running daemon over its Unix socket):
@@ -76,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBacktest(args[1:], stdout, stderr)
 	case "explain":
 		return cmdExplain(args[1:], stdout, stderr)
+	case "summary":
+		return cmdSummary(args[1:], stdout, stderr)
 	case "status", "list", "show", "cancel", "snooze", "approve", "resolve", "backup":
 		return cmdCtl(args[0], args[1:], stdout, stderr)
 	case "version", "-version", "--version":
