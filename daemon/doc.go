@@ -35,4 +35,9 @@
 //   - Steps fire only once the account's folders finished their first sync,
 //     only on business days inside the send window, paced per account, and a
 //     step overdue by more than max_overdue is skipped, not sent late.
+//   - Reload (SIGHUP) swaps the configuration without a restart: entry
+//     points take d.current(), a view with the live configuration, so one
+//     decision sees one configuration; unchanged accounts keep their
+//     watcher (reload.go). sd_notify states come from the daemon itself
+//     (notify.go); Run stops within 10s.
 package daemon

@@ -538,3 +538,61 @@ func TestWatchdogAndStatus(t *testing.T) {
 		t.Errorf("status %q", st)
 	}
 }
+
+func TestReloadAppliesLogLevel(t *testing.T) {
+	r := newRig(t, ivan, client)
+	r.write("hello", r.account(ivan, ""))
+	lv := new(slog.LevelVar)
+	r.start(Options{LogLevel: lv})
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.path, []byte("log_level = \"warn\"\n"+string(b)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.ReloadFile(r.path); err != nil {
+		t.Fatal(err)
+	}
+	if lv.Level() != slog.LevelWarn {
+		t.Errorf("level after reload = %s, want WARN", lv.Level())
+	}
+	if r.d.Config().LogLevel != "warn" {
+		t.Errorf("Config().LogLevel = %q", r.d.Config().LogLevel)
+	}
+}
+
+func TestReloadBeforeRun(t *testing.T) {
+	r := newRig(t, ivan, petr, client)
+	r.write("first", r.account(ivan, ""))
+	d, err := New(r.load(), Options{Clock: r.clk, Logger: slog.New(slog.NewTextHandler(r.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.write("second", r.account(ivan, ""), r.account(petr, ""))
+	if err := d.Reload(r.load()); err != nil {
+		t.Fatal(err)
+	}
+	// Run starts the reloaded accounts.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-d.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	if n := len(d.current().accounts); n != 2 {
+		t.Errorf("%d accounts running, want 2", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+	if err := d.Reload(r.load()); err == nil {
+		t.Error("Reload after shutdown succeeded")
+	}
+	if err := d.Close(); err != nil {
+		t.Error(err)
+	}
+}
