@@ -48,10 +48,6 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 	if err != nil {
 		return err
 	}
-	verdicts, err := d.recordIncoming(a, recs)
-	if err != nil {
-		return err
-	}
 	for _, rec := range recs {
 		if _, err := d.db.Message(rec.MessageID); err == nil {
 			// Known: only its location (and flags) are new.
@@ -63,13 +59,6 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 			continue
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
-		}
-		if v, ok := verdicts[rec]; ok {
-			// Its verdict is stored (recordIncoming): apply it.
-			if err := d.applyGuarded(a, rec, v); err != nil {
-				return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
-			}
-			continue
 		}
 		if err := d.ingestGuarded(ctx, a, rec); err != nil {
 			return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
