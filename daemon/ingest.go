@@ -48,8 +48,22 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 	if err != nil {
 		return err
 	}
+	verdicts, err := d.recordIncoming(a, recs)
+	if err != nil {
+		return err
+	}
 	for _, rec := range recs {
-		if _, err := d.db.Message(rec.MessageID); err == nil {
+		if known, err := d.db.Message(rec.MessageID); err == nil {
+			// A message first seen in an INBOX (the sender's copy to self:
+			// Cc, or the Bcc to their opt-in plus address; an offer to a
+			// colleague's configured mailbox) and now in this account's
+			// Sent is still judged as sent. Tracking is idempotent.
+			if rec.Role == message.RoleSent && (known.Role != message.RoleSent || known.Account != rec.Account) {
+				if err := d.ingestGuarded(ctx, a, rec); err != nil {
+					return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
+				}
+				continue
+			}
 			// Known: only its location (and flags) are new.
 			if rec.Role == message.RoleStop {
 				if err := d.stopByFolder(rec); err != nil {
@@ -59,6 +73,13 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 			continue
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
+		}
+		if v, ok := verdicts[rec]; ok {
+			// Its verdict is stored (recordIncoming): apply it.
+			if err := d.applyGuarded(a, rec, v); err != nil {
+				return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
+			}
+			continue
 		}
 		if err := d.ingestGuarded(ctx, a, rec); err != nil {
 			return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
@@ -304,6 +325,9 @@ func (d *Daemon) reschedule(f *store.FollowUp) {
 // manualFollowUp: a non-own message in Sent in a tracked thread (or to the
 // same recipients with the same subject) restarts that chain from its date.
 func (d *Daemon) manualFollowUp(a *account, rec *message.Record) (bool, error) {
+	if !d.fromUs(a, rec) {
+		return false, nil // a client's message filed in Sent is nobody's follow-up
+	}
 	cands, err := d.candidates(rec.ThreadIDs(), rec.To, false)
 	if err != nil {
 		return false, err
@@ -346,6 +370,19 @@ func (d *Daemon) manualFollowUp(a *account, rec *message.Record) (bool, error) {
 		d.reschedule(nf)
 	}
 	return handled, nil
+}
+
+// fromUs reports whether rec is written by the account or a colleague: a
+// configured address, or an address at the account's domain (a send-as
+// alias). A message without From counts as ours (a draft-like copy).
+func (d *Daemon) fromUs(a *account, rec *message.Record) bool {
+	dom := domainOf(strings.ToLower(a.cfg.Address))
+	for _, f := range rec.From {
+		if _, ours := d.byAddr[f.Addr]; ours || (dom != "" && f.Domain() == dom) {
+			return true
+		}
+	}
+	return len(rec.From) == 0
 }
 
 // ingestIncoming classifies a message that arrived in a watched mailbox and
@@ -409,7 +446,7 @@ func (d *Daemon) applyIncoming(a *account, rec *message.Record, v classify.Verdi
 				reason += ": " + v.Diagnostic
 			}
 			if v.AddressGone {
-				reason = "address no longer in use: " + strings.Join(v.Reasons, "; ")
+				reason = "address no longer in use: " + strings.Join(v.FailedRecipients, ", ") + ": " + strings.Join(v.Reasons, "; ")
 			}
 			d.terminal(f, store.EvBounce, now, reason, "bounced")
 		case classify.KindAutoReply:
