@@ -194,6 +194,17 @@ func (w *world) advanceBy(d, step time.Duration) {
 	}
 }
 
+// waitStored waits (real time) until the daemon has stored message msgid.
+func waitStored(t *testing.T, d *daemon.Daemon, msgid string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := d.Store().Message(msgid); err == nil {
+			return
+		}
+	}
+	t.Fatalf("message %s not stored within 10s", msgid)
+}
+
 func domainPart(addr string) string {
 	_, d, _ := strings.Cut(addr, "@")
 	return d
@@ -542,6 +553,7 @@ func TestSenderActions(t *testing.T) {
 				w.advanceTo(time.Date(2026, 11, 30, 10, 1, 0, 0, loc))
 				w.expect("sent", o.id)
 			default:
+				w.quiet("manual", 200*time.Millisecond)
 				w.advanceTo(start.Add(3 * 24 * time.Hour))
 				w.expect("sent", o.id)
 				w.quiet("answered", 50*time.Millisecond)
@@ -570,10 +582,12 @@ func TestOptIn(t *testing.T) {
 			w := newWorld(t, start, seller)
 			d, _ := w.run(w.config("", seller))
 			o := offer{id: "optin@seller.test", from: seller, to: tc.to, cc: tc.cc, bcc: tc.bcc, subject: tc.subject}
-			w.send(o, start)
-			// The plus-address copy also lands in the sender's INBOX: it is
-			// from the sender, never an answer.
+			// The copy to the plus address lands in the sender's INBOX, and
+			// is synced before the Sent copy: it is from the sender, never an
+			// answer, and it must not hide the Sent copy as "already seen".
 			w.deliver(seller, o.raw(start))
+			waitStored(t, d, o.id)
+			w.send(o, start)
 			w.expect("tracked", o.id)
 			f := followUp(t, d, o.id)
 			if f.Rule != "opt-in" || !f.Due.Equal(tc.due) {
