@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -138,18 +139,36 @@ func explainFile(cfg *config.Config, cls *classify.Classifier, file string, forc
 			res = explainResult{File: file, Error: fmt.Sprintf("internal error: %v", p)}
 		}
 	}()
-	f, err := os.Open(file)
+	raw, err := os.ReadFile(file) // a directory or unreadable file fails here
 	if err != nil {
 		res.Error = err.Error()
 		return res
 	}
-	defer f.Close()
-	rec, err := message.Parse(f, 1<<20)
+	rec, err := message.Parse(bytes.NewReader(raw), 1<<20)
 	if rec == nil {
 		res.Error = fmt.Sprintf("parsing: %v", err)
 		return res
 	}
-	if acct := senderAccount(cfg, rec); forceSent || acct != nil {
+	// Parse reads anything; a file with not one header field of a
+	// message (empty, binary, a config file) is no message to explain.
+	if rec.SyntheticID && len(rec.From) == 0 && len(rec.To) == 0 && rec.Subject == "" && rec.Date.IsZero() {
+		res.Error = "not a mail message: no Message-ID, From, To, Subject or Date header field"
+		return res
+	}
+	acct, exact := senderAccount(cfg, rec)
+	if acct != nil && !exact && !forceSent {
+		// The built-in defaults take anyone at seller.example for the
+		// sender, but a mail system there writes too: an Exchange NDR
+		// comes from MicrosoftExchange…@ the sender's own domain
+		// (classify/testdata/exchange-ndr.eml). Automatic mail is judged
+		// as incoming.
+		in := *rec
+		in.Role = message.RoleInbox
+		if v := cls.Incoming(&in); v.Kind != classify.KindReply {
+			acct = nil
+		}
+	}
+	if forceSent || acct != nil {
 		if acct == nil {
 			acct = &cfg.Accounts[0]
 		}
@@ -171,17 +190,21 @@ func explainFile(cfg *config.Config, cls *classify.Classifier, file string, forc
 	return res
 }
 
-// senderAccount returns the configured account that sent rec, if any.
-func senderAccount(cfg *config.Config, rec *message.Record) *config.Account {
+// senderAccount returns the configured account that sent rec, if any;
+// exact is false when only the domain matched (built-in defaults).
+func senderAccount(cfg *config.Config, rec *message.Record) (acct *config.Account, exact bool) {
 	for _, from := range rec.From {
 		for i := range cfg.Accounts {
 			a := &cfg.Accounts[i]
-			if strings.EqualFold(a.Address, from.Addr) || (strings.HasSuffix(strings.ToLower(from.Addr), "@"+domainOfAddr(a.Address)) && cfg.File == "(built-in defaults)") {
-				return a
+			if strings.EqualFold(a.Address, from.Addr) {
+				return a, true
+			}
+			if strings.HasSuffix(strings.ToLower(from.Addr), "@"+domainOfAddr(a.Address)) && cfg.File == "(built-in defaults)" {
+				acct = a
 			}
 		}
 	}
-	return nil
+	return acct, false
 }
 
 func domainOfAddr(a string) string {
