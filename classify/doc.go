@@ -24,6 +24,17 @@
 //   - A delivery report whose recipients were all delayed (RFC 3464
 //     Action: delayed), delivered, relayed or expanded is not a bounce;
 //     read receipts (RFC 8098) and abuse reports (RFC 5965) are KindOther.
+//   - A program's address (AutomaticAddress: noreply@, no-reply@,
+//     mailer-daemon@, bounces@ ...) is never reminded: a message whose
+//     every To recipient is one is not tracked, and the daemon drops such
+//     addresses (and the sender's own, plus-variants included) from a
+//     follow-up's recipients.
+//   - An Outlook reply that lost In-Reply-To and References still answers
+//     by its Thread-Index (same 22-byte conversation root as the offer's)
+//     or by a Thread-Topic equal to the offer's subject.
+//
+// CORPUS.md (written by TestCorpusDoc with -update) shows how Incoming
+// labels the shared corpus of real-world mail, every miss explained.
 //
 // Recipient criteria of a rule: recipient_include holds when any To or
 // Cc address matches; recipient_exclude fails the rule when any To address
