@@ -161,6 +161,12 @@ func (c *Classifier) fromRecipient(in *message.Record, cand Candidate) (string, 
 	return "", false
 }
 
+// PublicDomain reports whether domain is a public mail domain (built-in
+// or configured), where two people are not colleagues.
+func (c *Classifier) PublicDomain(domain string) bool {
+	return c.public[strings.ToLower(strings.TrimPrefix(strings.TrimSpace(domain), "@"))]
+}
+
 func (c *Classifier) fromColleague(in *message.Record, cand Candidate, opt AnswerOptions) (who, domain string) {
 	extra := make(map[string]bool, len(opt.PublicDomains))
 	for _, d := range opt.PublicDomains {

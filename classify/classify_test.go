@@ -323,6 +323,18 @@ func TestAnswers(t *testing.T) {
 	}
 }
 
+func TestPublicDomain(t *testing.T) {
+	c, err := New(&config.Config{PublicDomains: []string{"@Corp-Free.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]bool{"gmail.com": true, "Mail.RU": true, "corp-free.example": true, "buyer.example": false, "": false} {
+		if got := c.PublicDomain(d); got != want {
+			t.Errorf("PublicDomain(%q) = %v, want %v", d, got, want)
+		}
+	}
+}
+
 func TestAutomaticAddress(t *testing.T) {
 	for addr, want := range map[string]bool{
 		"noreply@client.example": true, "no-reply@client.example": true, "No_Reply@client.example": true,

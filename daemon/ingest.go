@@ -556,29 +556,52 @@ func (d *Daemon) hold(f *store.FollowUp, until time.Time, reason string) {
 	d.emit(Event{Account: nf.Account, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "held", Step: nf.Step, Text: reason})
 }
 
-// applyKnownAnswers applies stored incoming verdicts to a newly tracked f.
+// applyKnownAnswers applies stored incoming verdicts to a newly tracked f:
+// those citing it, those from (or bouncing) a recipient, and, when
+// colleague answers count, those from a recipient's domain. An answer or a
+// bounce ends f; an out-of-office is applied as it would have been had it
+// come after (a hold, and the contact's away window).
 func (d *Daemon) applyKnownAnswers(a *account, f *store.FollowUp) (bool, error) {
 	ids := []string{f.MessageID}
 	ins, err := d.db.IncomingByThread(ids)
 	if err != nil {
 		return false, err
 	}
+	opt := d.answerOptions()
+	since := f.SentAt.Add(-time.Hour) // Answers applies the exact window
+	domains := map[string]bool{}
 	for _, to := range f.To {
-		more, err := d.db.IncomingFrom(to.Addr, f.SentAt)
+		more, err := d.db.IncomingFrom(to.Addr, since)
 		if err != nil {
 			return false, err
 		}
 		ins = append(ins, more...)
+		if dom := to.Domain(); opt.ColleagueAnswers && dom != "" && !domains[dom] && !d.cls.PublicDomain(dom) {
+			domains[dom] = true
+			more, err := d.db.IncomingFromDomain(dom, since)
+			if err != nil {
+				return false, err
+			}
+			ins = append(ins, more...)
+		}
 	}
-	opt := d.answerOptions()
+	seen := map[string]bool{}
 	for _, in := range ins {
-		if in.Date.Before(f.SentAt) {
+		if seen[in.MessageID] || in.Date.Before(f.SentAt.Add(-10*time.Minute)) {
 			continue
 		}
-		rec := &message.Record{MessageID: in.MessageID, InReplyTo: in.ThreadIDs, Subject: in.Subject, Date: in.Date, Role: message.RoleInbox}
-		if in.From != "" {
-			rec.From = []message.Address{{Addr: in.From}}
+		seen[in.MessageID] = true
+		// The stored record has the header fields Answers looks at
+		// (Thread-Index, Thread-Topic, References); it is written after
+		// the verdict, so fall back to what the verdict kept.
+		rec, err := d.db.Message(in.MessageID)
+		if err != nil {
+			rec = &message.Record{MessageID: in.MessageID, InReplyTo: in.ThreadIDs, Subject: in.Subject, Date: in.Date}
+			if in.From != "" {
+				rec.From = []message.Address{{Addr: in.From}}
+			}
 		}
+		rec.Role = message.RoleInbox
 		switch in.Kind {
 		case classify.KindReply.String():
 			if ok, why := d.cls.Answers(rec, candidate(f), opt); ok {
@@ -589,6 +612,14 @@ func (d *Daemon) applyKnownAnswers(a *account, f *store.FollowUp) (bool, error) 
 			if bounceMatches(f, in.ThreadIDs, classify.Verdict{FailedRecipients: in.Failed}) {
 				d.terminal(f, store.EvBounce, d.clk.Now(), "bounce: "+strings.Join(in.Failed, ", ")+": "+in.Detail, "bounced")
 				return true, nil
+			}
+		case classify.KindAutoReply.String():
+			if ok, why := d.cls.Answers(rec, candidate(f), opt); ok {
+				v := classify.Verdict{Kind: classify.KindAutoReply, ReturnDate: in.Return, Reasons: []string{"auto-reply seen before the offer was indexed"}}
+				d.autoReply(a, f, rec, v, why)
+				if nf, err := d.db.Get(f.ID); err == nil {
+					*f = *nf
+				}
 			}
 		}
 	}

@@ -721,3 +721,75 @@ func TestNoMailLoop(t *testing.T) {
 		t.Errorf("%d follow-ups, want 1: a reminder or an auto-reply was tracked", len(fs))
 	}
 }
+
+// TestAnswerSyncedBeforeOffer: INBOX and Sent sync concurrently (every
+// first start, lookback), so the client's answer, out-of-office or bounce
+// may be processed before its offer is tracked. It must still count when
+// the offer is tracked. Each case stores the incoming message first, then
+// files the offer.
+func TestAnswerSyncedBeforeOffer(t *testing.T) {
+	strict := "any_message_from_recipient = false\n"
+	start := monday(t)
+	loc := start.Location()
+	tests := []struct {
+		name, file, subject, from, cfg, ret string
+		want                                string // answered, bounced, held
+	}{
+		{name: "In-Reply-To", file: "reply-in-reply-to.en.eml", subject: "Offer P1", want: "answered"},
+		{name: "Thread-Index", file: "reply-thread-index.en.eml", subject: "Offer P2", cfg: strict, want: "answered"},
+		{name: "Thread-Topic, ru", file: "reply-thread-topic.ru.eml", subject: "Коммерческое предложение П3", cfg: strict, want: "answered"},
+		{name: "subject from recipient, ru", file: "reply-subject.ru.eml", subject: "Коммерческое предложение П4", cfg: strict, want: "answered"},
+		{name: "colleague, en", file: "colleague.en.eml", subject: "Offer P5", from: "boris@client.test", cfg: strict, want: "answered"},
+		{name: "new thread, ru", file: "new-thread.ru.eml", subject: "Коммерческое предложение П6", want: "answered"},
+		{name: "RFC 3464 bounce", file: "bounce-postfix.eml", subject: "Offer P7", from: "mailer-daemon@mx.seller.test", want: "bounced"},
+		{name: "Mail.ru bounce, no returned headers", file: "bounce-mailru.ru.eml", subject: "Offer P8", from: "mailer-daemon@corp.mail.ru", want: "bounced"},
+		{name: "address gone", file: "gone.ru.eml", subject: "Коммерческое предложение П9", want: "bounced"},
+		{name: "out-of-office with return date", file: "ooo-return.ru.eml", subject: "Коммерческое предложение П10", ret: "3 декабря", want: "held"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, start, seller)
+			d, _ := w.run(w.config(tc.cfg, seller))
+			from := tc.from
+			if from == "" {
+				from = client
+			}
+			id := "offer-p@seller.test"
+			w.clk.Set(start.Add(2 * time.Hour))
+			w.deliver(seller, loadReply(t, tc.file, vars{
+				"ID": "early@" + domainPart(from), "DATE": start.Add(time.Hour).Format(time.RFC1123Z), "FROM": from, "TO": seller,
+				"CLIENT": client, "OFFER": id, "SUBJECT": encWord(tc.subject), "THREAD_INDEX": replyThreadIndex, "RETURN": tc.ret,
+			}))
+			waitStored(t, d, "early@"+domainPart(from))
+			w.send(offer{id: id, from: seller, to: []string{client}, subject: tc.subject, headers: "Thread-Index: " + offerThreadIndex + "\r\n"}, start)
+			w.expect("tracked", id)
+			w.expect(tc.want, id)
+			f := followUp(t, d, id)
+			switch tc.want {
+			case "answered":
+				if f.State != store.StateAnswered {
+					t.Errorf("state %s, want answered", f.State)
+				}
+			case "bounced":
+				if f.State != store.StateBounced || !strings.Contains(f.Outcome, client) {
+					t.Errorf("state %s outcome %q, want bounced naming %s", f.State, f.Outcome, client)
+				}
+			case "held":
+				if until := time.Date(2026, 12, 4, 9, 0, 0, 0, loc); f.State != store.StateHeld || !f.HeldUntil.Equal(until) {
+					t.Errorf("state %s until %s, want held until %s", f.State, f.HeldUntil, until)
+				}
+				w.advanceTo(time.Date(2026, 12, 4, 8, 0, 0, 0, loc))
+				w.quiet("sent", 200*time.Millisecond)
+				if n := len(w.smtp.Messages()); n != 0 {
+					t.Fatalf("%d reminders to a contact who is away", n)
+				}
+				return
+			}
+			w.advanceTo(start.Add(8 * 24 * time.Hour))
+			w.quiet("sent", 200*time.Millisecond)
+			if n := len(w.smtp.Messages()); n != 0 {
+				t.Fatalf("%d reminders", n)
+			}
+		})
+	}
+}

@@ -92,8 +92,19 @@ func putIncomingTx(tx *bolt.Tx, in Incoming) error {
 			return fmt.Errorf("store: index incoming %q by %q: %w", in.MessageID, id, err)
 		}
 	}
-	if in.From != "" {
-		k := addrPrefix(in.From)
+	// The sender index also holds a bounce's failed addresses: a bounce
+	// that quotes no Message-ID is found by the address it reports.
+	parties := []string{in.From}
+	for _, f := range in.Failed {
+		if f = strings.ToLower(f); f != in.From {
+			parties = append(parties, f)
+		}
+	}
+	for _, p := range parties {
+		if p == "" {
+			continue
+		}
+		k := addrPrefix(p)
 		tk := make([]byte, timeKeyLen)
 		putTime(tk, in.Date)
 		k = append(append(k, tk...), in.MessageID...)
@@ -132,7 +143,8 @@ func (db *DB) IncomingByThread(ids []string) ([]Incoming, error) {
 	return out, err
 }
 
-// IncomingFrom returns the verdicts on messages from addr dated at or after since.
+// IncomingFrom returns the verdicts on messages from addr, and on bounces
+// reporting addr as failed, dated at or after since.
 func (db *DB) IncomingFrom(addr string, since time.Time) ([]Incoming, error) {
 	var out []Incoming
 	err := db.view(func(tx *bolt.Tx) error {
@@ -154,6 +166,40 @@ func (db *DB) IncomingFrom(addr string, since time.Time) ([]Incoming, error) {
 			}
 		}
 		return nil
+	})
+	return out, err
+}
+
+// IncomingFromDomain is IncomingFrom for every address at domain (a
+// colleague of a recipient answering for them). The sender index is keyed
+// by address, so this scans it: it runs once per newly tracked message.
+func (db *DB) IncomingFromDomain(domain string, since time.Time) ([]Incoming, error) {
+	suffix := []byte("@" + strings.ToLower(domain))
+	var out []Incoming
+	err := db.view(func(tx *bolt.Tx) error {
+		seen := map[string]bool{}
+		return tx.Bucket(bucketInFrom).ForEach(func(k, _ []byte) error {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 || !bytes.HasSuffix(k[:i], suffix) || len(k) <= i+1+timeKeyLen {
+				return nil
+			}
+			if getTime(k[i+1 : i+1+timeKeyLen]).Before(since) {
+				return nil
+			}
+			id := string(k[i+1+timeKeyLen:])
+			if seen[id] {
+				return nil
+			}
+			seen[id] = true
+			in, err := getIncoming(tx, id)
+			if err != nil {
+				return err
+			}
+			if in != nil {
+				out = append(out, *in)
+			}
+			return nil
+		})
 	})
 	return out, err
 }
