@@ -137,6 +137,7 @@ func TestReplyAnswers(t *testing.T) {
 		{name: "stranger at gmail.com, en", file: "colleague.en.eml", to: "anna.client@gmail.com", from: "petr.stranger@gmail.com", subject: "Offer 2026-20", want: false},
 		{name: "stranger at mail.ru, ru", file: "colleague.ru.eml", to: "anna.client@mail.ru", from: "petr@mail.ru", subject: "Коммерческое предложение №21", want: false},
 		{name: "stranger at a configured public domain", file: "colleague.en.eml", to: "anna@corp-free.test", from: "petr@corp-free.test", subject: "Offer 2026-22", cfg: "public_domains = [\"corp-free.test\"]\n", want: false},
+		{name: "a person writes they are away, and answers", file: "person-away-words.ru.eml", subject: "Коммерческое предложение №26", want: true, why: "in-reply-to"},
 		{name: "new thread from recipient, ru", file: "new-thread.ru.eml", subject: "Коммерческое предложение №23", want: true, why: "message from recipient"},
 		{name: "new thread from recipient, en", file: "new-thread.en.eml", subject: "Offer 2026-24", want: true, why: "message from recipient"},
 		{name: "new thread from recipient, any_message_from_recipient off", file: "new-thread.en.eml", subject: "Offer 2026-25", cfg: strict, want: false},
@@ -378,7 +379,8 @@ auto_reply = "ignore"
   after = "3 business days"
   template = "first"
 `
-	d, _ := w.run(w.config(invoiceRule, seller, maria))
+	cfg := w.config(invoiceRule, seller, maria)
+	d, stop := w.run(cfg)
 	offerID, invoiceID := "offer-away@seller.test", "invoice-away@seller.test"
 	w.send(offer{id: offerID, from: seller, to: []string{client}, subject: "Коммерческое предложение №50"}, start)
 	w.expect("tracked", offerID)
@@ -395,6 +397,10 @@ auto_reply = "ignore"
 	}))
 	w.expect("held", offerID)
 	back := time.Date(2026, 12, 4, 9, 0, 0, 0, loc)
+	// The window is remembered across a restart: the responder will not
+	// answer again for days.
+	stop()
+	d, _ = w.run(cfg)
 	// Maria's invoice falls due Thu 26 12:00 and is held by Anna's window.
 	w.advanceTo(time.Date(2026, 11, 26, 12, 0, 0, 0, loc))
 	ev := w.expect("held", invoiceID)
@@ -791,5 +797,69 @@ func TestAnswerSyncedBeforeOffer(t *testing.T) {
 				t.Fatalf("%d reminders", n)
 			}
 		})
+	}
+}
+
+// TestNotABounceNorAnswer: a delivery delay (RFC 3464 Action: delayed) and
+// a read receipt (RFC 8098) neither stop the chain nor answer the offer.
+func TestNotABounceNorAnswer(t *testing.T) {
+	start := monday(t)
+	tests := []struct{ name, file, subject string }{
+		{"delayed DSN", "dsn-delayed.eml", "Offer N1"},
+		{"read receipt, ru", "read-receipt.ru.eml", "Коммерческое предложение Н2"},
+	}
+	w := newWorld(t, start, seller)
+	d, _ := w.run(w.config("", seller))
+	for i, tc := range tests {
+		id, to := fmt.Sprintf("offer-n%d@seller.test", i), fmt.Sprintf("buyer@client%d.test", i)
+		w.send(offer{id: id, from: seller, to: []string{to}, subject: tc.subject}, start)
+		w.expect("tracked", id)
+		w.deliver(seller, loadReply(t, tc.file, vars{
+			"ID": fmt.Sprintf("n%d@mx.test", i), "DATE": start.Add(time.Hour).Format(time.RFC1123Z), "FROM": to, "TO": seller,
+			"CLIENT": to, "OFFER": id, "SUBJECT": encWord(tc.subject),
+		}))
+		waitStored(t, d, fmt.Sprintf("n%d@mx.test", i))
+	}
+	w.quiet("bounced", 200*time.Millisecond)
+	w.quiet("answered", 10*time.Millisecond)
+	w.advanceTo(start.Add(3 * 24 * time.Hour))
+	w.advanceBy(2*time.Minute, 2*time.Second)
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w.t = t
+			w.expect("sent", fmt.Sprintf("offer-n%d@seller.test", i))
+		})
+	}
+	w.t = t
+}
+
+// TestBounceOfReminder: a bounce of one of our reminders (citing the
+// reminder, not the offer) stops the chain too.
+func TestBounceOfReminder(t *testing.T) {
+	start := monday(t)
+	loc := start.Location()
+	w := newWorld(t, start, seller)
+	d, _ := w.run(w.config("", seller))
+	id := "offer-rb@seller.test"
+	w.send(offer{id: id, from: seller, to: []string{client}, subject: "Offer RB"}, start)
+	w.expect("tracked", id)
+	w.advanceTo(start.Add(3 * 24 * time.Hour))
+	w.expect("sent", id)
+	reminder, err := message.ParseHeader(w.smtp.Messages()[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deliver(seller, loadReply(t, "bounce-postfix.eml", vars{
+		"ID": "rb@mx.test", "DATE": w.clk.Now().Format(time.RFC1123Z), "TO": seller,
+		"CLIENT": client, "OFFER": reminder.MessageID, "SUBJECT": encWord("Re: Offer RB"),
+	}))
+	w.expect("bounced", id)
+	if f := followUp(t, d, id); f.State != store.StateBounced || !strings.Contains(f.Outcome, client) {
+		t.Errorf("state %s outcome %q", f.State, f.Outcome)
+	}
+	w.advanceTo(time.Date(2026, 12, 4, 10, 0, 0, 0, loc))
+	w.quiet("sent", 200*time.Millisecond)
+	if n := len(w.smtp.Messages()); n != 1 {
+		t.Fatalf("%d reminders, want only the bounced one", n)
 	}
 }
