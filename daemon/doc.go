@@ -21,7 +21,18 @@
 //   - A sent message is tracked only when classify says so, it is not our own
 //     reminder (3), it is not older than lookback, and no answer to it is
 //     already in the store: incoming verdicts are kept (store.Incoming) so an
-//     answer synced before its offer still counts.
+//     answer synced before its offer still counts. A message first seen as a
+//     copy in an INBOX (Cc to self, the opt-in plus address) is still judged
+//     when its Sent copy appears.
+//   - Reminders go only to the tracked message's To (and Cc when the rule
+//     includes it), minus the sender's own addresses (plus-variants too) and
+//     program addresses (noreply@, mailer-daemon@): a message left with no
+//     To to remind is not tracked. Our reminders are never tracked, and an
+//     auto-reply is never an answer nor a reason to send, so no mail loop.
+//   - An answer counts from any configured mailbox (a colleague's, sales@);
+//     an out-of-office with a return date holds every follow-up to that
+//     contact, across rules and senders, through store.SetAway.
+//     End-to-end proof of each case of issue 5: reply_test.go.
 //   - Before a step is submitted the sender's INBOX is searched on the server
 //     for anything citing the thread that the watcher has not processed yet;
 //     if there is, the send waits for the watcher (2). The intent is committed
