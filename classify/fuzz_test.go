@@ -34,7 +34,8 @@ func FuzzIncoming(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	cand := Candidate{MessageID: offerID, To: []message.Address{{Addr: "zakupki@buyer.example"}}, Subject: "offer", SentAt: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}
+	cand := Candidate{MessageID: offerID, To: []message.Address{{Addr: "zakupki@buyer.example"}}, Subject: "offer", SentAt: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC),
+		ThreadIndex: "AdsZ9Kx0QUJDREVGR0hJSktMTU5PUA=="} // fuzzed Thread-Index headers reach threadIndexRoot
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		rec, _ := message.Parse(bytes.NewReader(raw), 8192)
 		rec.Role = message.RoleInbox
