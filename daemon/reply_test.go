@@ -327,6 +327,7 @@ func TestOutOfOfficePostpones(t *testing.T) {
 	}{
 		{"en back on 03.12", "ooo-return.en.eml", "03.12", "Offer for 7 boilers", time.Date(2026, 12, 4, 9, 0, 0, 0, loc)},
 		{"ru вернусь 3 декабря", "ooo-return.ru.eml", "3 декабря", "Коммерческое предложение №40", time.Date(2026, 12, 4, 9, 0, 0, 0, loc)},
+		{"ru new thread, до 3 декабря", "ooo-new-thread.ru.eml", "3 декабря", "Коммерческое предложение №42", time.Date(2026, 12, 4, 9, 0, 0, 0, loc)},
 		{"en back on 12.03 capped", "ooo-return.en.eml", "12.03", "Offer for 8 boilers", capped},
 		{"ru вернусь 12 марта capped", "ooo-return.ru.eml", "12 марта", "Коммерческое предложение №41", capped},
 	}
@@ -861,5 +862,36 @@ func TestBounceOfReminder(t *testing.T) {
 	w.quiet("sent", 200*time.Millisecond)
 	if n := len(w.smtp.Messages()); n != 1 {
 		t.Fatalf("%d reminders, want only the bounced one", n)
+	}
+}
+
+// TestReplyToReminder: the client answering one of our reminders (citing
+// the reminder, not the offer) ends the chain.
+func TestReplyToReminder(t *testing.T) {
+	start := monday(t)
+	loc := start.Location()
+	w := newWorld(t, start, seller)
+	d, _ := w.run(w.config("", seller))
+	id := "offer-rr@seller.test"
+	w.send(offer{id: id, from: seller, to: []string{client}, subject: "Коммерческое предложение №70"}, start)
+	w.expect("tracked", id)
+	w.advanceTo(start.Add(3 * 24 * time.Hour))
+	w.expect("sent", id)
+	reminder, err := message.ParseHeader(w.smtp.Messages()[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deliver(seller, loadReply(t, "reply-in-reply-to.en.eml", vars{
+		"ID": "rr@client.test", "DATE": w.clk.Now().Format(time.RFC1123Z), "FROM": "boris@client.test", "TO": seller,
+		"OFFER": reminder.MessageID, "SUBJECT": encWord("Коммерческое предложение №70"),
+	}))
+	w.expect("answered", id)
+	if f := followUp(t, d, id); f.State != store.StateAnswered || !strings.Contains(f.Outcome, "our reminder") {
+		t.Errorf("state %s outcome %q, want answered via our reminder", f.State, f.Outcome)
+	}
+	w.advanceTo(time.Date(2026, 12, 4, 10, 0, 0, 0, loc))
+	w.quiet("sent", 200*time.Millisecond)
+	if n := len(w.smtp.Messages()); n != 1 {
+		t.Fatalf("%d reminders, want 1", n)
 	}
 }
