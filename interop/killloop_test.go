@@ -2,9 +2,11 @@ package interop_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -132,12 +134,18 @@ body = "Any news about {{.Subject}}?"
 		if t.Failed() {
 			t.Logf("followupd log (tail):\n%s", h.out.tail(200))
 		}
+		if d := os.Getenv("INTEROP_LOGDIR"); d != "" {
+			if err := os.WriteFile(filepath.Join(d, t.Name()+".log"), []byte(h.out.String()), 0o644); err != nil {
+				t.Logf("keeping the daemon log: %v", err)
+			}
+		}
 	})
 
 	type round struct {
 		msgid    string
 		strategy string
 		killedAt time.Duration // after the offer was saved
+		outcome  string        // "sent" or "uncertain", as logged after the restart
 		before   string        // what the kill interrupted: untracked, waiting, in-smtp, after-smtp (accepted, not recorded), settled
 	}
 	var rounds []round
@@ -188,10 +196,32 @@ body = "Any news about {{.Subject}}?"
 		default:
 			r.before = "waiting"
 		}
-		rounds = append(rounds, r)
 		p = h.start()
 		if !h.until(func() bool { fu, ok := h.fuOf[id]; return ok && h.settled[fu] != "" }, 30*time.Second) {
 			t.Fatalf("round %d: %s not settled (sent or uncertain) within 30s of the restart", i, id)
+		}
+		r.outcome = h.settled[h.fuOf[id]]
+		rounds = append(rounds, r)
+	}
+	// The running daemon reports the uncertain steps to a person:
+	// `followupd list -state uncertain` and `followupd show ID`.
+	listed := map[uint64]bool{}
+	out, code := runCLI(t, "list", "-config", cfgPath, "-state", "uncertain", "-json")
+	var items []struct {
+		ID     uint64 `json:"id"`
+		State  string `json:"state"`
+		SendID string `json:"send_id"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &items) != nil {
+		t.Errorf("followupd list -state uncertain -json: exit %d:\n%s", code, out)
+	}
+	for _, it := range items {
+		listed[it.ID] = true
+		if it.State != "uncertain" || it.SendID == "" {
+			t.Errorf("list -state uncertain shows %d as %s (send id %q)", it.ID, it.State, it.SendID)
+		}
+		if show, code := runCLI(t, "show", "-config", cfgPath, fmt.Sprint(it.ID)); code != 0 || !strings.Contains(show, "uncertain") || !strings.Contains(show, it.SendID) {
+			t.Errorf("followupd show %d: exit %d, want the uncertain step and its Message-ID %s:\n%s", it.ID, code, it.SendID, show)
 		}
 	}
 	p.stop(t, 15*time.Second)
@@ -205,6 +235,13 @@ body = "Any news about {{.Subject}}?"
 	fs, err := db.List(store.Filter{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := len(listed); n > 0 {
+		for id := range listed {
+			if f, err := db.Get(id); err != nil || f.State != store.StateUncertain {
+				t.Errorf("`followupd list -state uncertain` showed %d, the store has it %v (%v)", id, f, err)
+			}
+		}
 	}
 	if len(fs) != killIterations {
 		t.Fatalf("%d follow-ups in the store, want %d (one per offer)", len(fs), killIterations)
@@ -233,6 +270,9 @@ body = "Any news about {{.Subject}}?"
 			delivered[f.ID] = sent[0]
 		case f.State == store.StateUncertain && len(sent) == 0 && len(unc) == 1 && len(other) == 0 && f.SendID == unc[0]:
 			uncertain[f.ID] = true
+			if !listed[f.ID] {
+				t.Errorf("follow-up %d is uncertain in the store but not in `followupd list -state uncertain`", f.ID)
+			}
 		default:
 			t.Errorf("follow-up %d (%s): state %s, ledger sent %v uncertain %v other %v: want finished with one sent entry, or uncertain",
 				f.ID, f.MessageID, f.State, sent, unc, other)
@@ -298,17 +338,20 @@ body = "Any news about {{.Subject}}?"
 	}
 
 	byStrategy := map[string]int{}
-	byBefore := map[string]int{}
+	byBefore := map[string]map[string]int{}
 	for _, r := range rounds {
 		byStrategy[r.strategy]++
-		byBefore[r.before]++
+		if byBefore[r.before] == nil {
+			byBefore[r.before] = map[string]int{}
+		}
+		byBefore[r.before][r.outcome]++
 	}
 	var cut []string
 	for k, v := range byBefore {
-		cut = append(cut, fmt.Sprintf("%s %d", k, v))
+		cut = append(cut, fmt.Sprintf("%s %d (sent %d, uncertain %d)", k, v["sent"]+v["uncertain"], v["sent"], v["uncertain"]))
 	}
 	sort.Strings(cut)
-	t.Logf("scenario 5: %d kill-restart iterations (%d around the due time, %d inside the send path); kills fell: %s",
+	t.Logf("scenario 5: %d kill-restart iterations (%d around the due time, %d inside the send path); kills fell (by what the log showed last): %s",
 		len(rounds), byStrategy["around-due"], byStrategy["in-send"], strings.Join(cut, ", "))
 	t.Logf("scenario 5: %d ended delivered exactly once, %d uncertain (%d of them had in fact been delivered, %d not); duplicates: %d among %d reminders delivered",
 		len(delivered), len(uncertain), uncertainDelivered, len(uncertain)-uncertainDelivered, dups, len(raws))
@@ -322,4 +365,26 @@ func splitHostPort(t *testing.T, addr string) (string, string) {
 		t.Fatalf("address %q has no port", addr)
 	}
 	return addr[:i], addr[i+1:]
+}
+
+// runCLI runs the built binary with args (a control command) and returns
+// its standard output and exit code.
+func runCLI(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = cleanEnv()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		t.Logf("followupd %v: %v: %s", args, err, stderr.String())
+	}
+	return stdout.String(), code
 }
