@@ -269,14 +269,16 @@ func (d *Daemon) submit(ctx context.Context, a *account, f *store.FollowUp) {
 		}
 		return
 	}
-	// Accepted. File it in Sent so the sender sees it (and so a restart can
-	// prove it), then record the outcome.
+	// Accepted: record the outcome first — the window in which a crash
+	// leaves the step uncertain is only the server's reply and this
+	// commit — then file the copy in Sent so the sender sees it. A crash
+	// between the two costs the Sent copy, never a second reminder.
+	d.completed(a, f, store.EvSent, fmt.Sprintf("step %d sent as %s", f.Step, r.MessageID), "sent")
 	if !a.cfg.ServerSavesSent {
 		if err := d.appendCopy(ctx, a, a.sent, "Sent", raw, []string{`\Seen`}); err != nil {
 			log.Warn("appending reminder to Sent", "err", err)
 		}
 	}
-	d.completed(a, f, store.EvSent, fmt.Sprintf("step %d sent as %s", f.Step, r.MessageID), "sent")
 }
 
 // completed records a step's success and schedules the next.
