@@ -130,9 +130,27 @@ func BenchmarkAccounts(b *testing.B) {
 	if err := dcmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- dcmd.Wait() }()
 	defer func() {
+		// A stop that hangs is a finding, not a reason to hang the run:
+		// after 30 s SIGQUIT makes the Go runtime dump every goroutine to
+		// the log, whose tail is kept in the test log.
 		dcmd.Process.Signal(syscall.SIGTERM)
-		dcmd.Wait()
+		select {
+		case <-exited:
+			return
+		case <-time.After(30 * time.Second):
+		}
+		dcmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			dcmd.Process.Kill()
+			<-exited
+		}
+		data, _ := os.ReadFile(logPath)
+		b.Logf("DAEMON DID NOT STOP within 30 s of SIGTERM with %d accounts; goroutine dump (tail):\n%s", sc.accounts, tail(string(data), 200))
 	}()
 	readyCh := make(chan struct{})
 	go func() {

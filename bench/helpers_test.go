@@ -47,6 +47,9 @@ func getScale() scale {
 	}
 	sc := scale{full: true, syncMessages: 100_000, replyAccounts: 20, replies: 200, replyRate: 5,
 		pending: 100_000, restartAccts: 10, accounts: 1000, idle: 5 * time.Minute, repeats: 3}
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SYNC_MESSAGES")); err == nil && v > 0 {
+		sc.syncMessages = v // for profiling at a smaller size
+	}
 	if v := os.Getenv("BENCH_IDLE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err == nil {
