@@ -34,10 +34,20 @@ type killHarness struct {
 	settled    map[uint64]string // follow-up id -> "sent" | "uncertain"
 	submitting map[uint64]bool   // follow-up id -> "submitting reminder" logged
 	accepted   map[uint64]bool   // follow-up id -> "reminder submitted" (SMTP 250) logged
+	synced     int               // "all accounts synced" lines: one per process that got ready
 }
 
+// start starts the daemon and waits until it finished its first sync (so
+// its signal handlers and control socket are up: a SIGTERM or a CLI call
+// during start-up would test nothing).
 func (h *killHarness) start() *proc {
-	return startProc(h.t, h.lines, h.out, nil, h.args...)
+	h.t.Helper()
+	n := h.synced
+	p := startProc(h.t, h.lines, h.out, nil, h.args...)
+	if !h.until(func() bool { return h.synced > n }, 20*time.Second) {
+		h.t.Fatalf("followupd not synced within 20s of its start")
+	}
+	return p
 }
 
 // take applies one log line to what the harness knows.
@@ -49,6 +59,8 @@ func (h *killHarness) take(l logLine) {
 	switch l.str("msg") {
 	case "tracked":
 		h.fuOf[l.str("msgid")] = id()
+	case "all accounts synced":
+		h.synced++
 	case "reminder sent", "step proven by own copy in Sent":
 		h.settled[id()] = "sent"
 	case "step uncertain: a person must decide":

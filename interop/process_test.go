@@ -101,14 +101,18 @@ func (p *proc) kill() {
 	<-p.done
 }
 
+// stillRunning is wait's result for a process that did not exit in time
+// (it is killed then); -1 is a process ended by a signal.
+const stillRunning = -2
+
 // wait waits up to d for the process to exit on its own and returns its
-// exit code (-1 if it was still running: then it is killed).
+// exit code.
 func (p *proc) wait(d time.Duration) int {
 	select {
 	case <-p.done:
 	case <-time.After(d):
 		p.kill()
-		return -1
+		return stillRunning
 	}
 	if p.cmd.ProcessState == nil {
 		return -1
@@ -126,7 +130,7 @@ func (p *proc) stop(t *testing.T, d time.Duration) {
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(d); code != 0 {
-		t.Errorf("followupd exited with %d after SIGTERM (-1: killed after %v)", code, d)
+		t.Errorf("followupd exited with %d after SIGTERM (-1: killed by the signal; %d: still running after %v)", code, stillRunning, d)
 	}
 }
 
