@@ -1,8 +1,10 @@
 package interop_test
 
 import (
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,9 +191,16 @@ func TestScenario4ReconnectAfterOutage(t *testing.T) {
 	w.clk.Set(start.Add(time.Hour))
 	w.reply(anna, ivan, "s4-reply-a@client.test", idA, "Re: Offer A", w.clk.Now())
 	w.exactly(ivan, "INBOX", 1, 0)
-	if !w.waitLog("reconnecting", 10*time.Second, limit) {
-		t.Errorf("no reconnect attempt logged while the proxy refused connections")
+	// Keep refusing until the INBOX watcher failed five times in a row:
+	// the waits between attempts must grow (exponential backoff).
+	if !w.waitLogLine(15*time.Second, limit, "reconnecting", "mailbox=INBOX", "attempt=5 ") {
+		t.Fatalf("the INBOX watcher did not retry 5 times while the proxy refused connections")
 	}
+	waits := reconnectWaits(t, w.logs.String(), "INBOX")
+	if waits[5] < 2*waits[1] {
+		t.Errorf("reconnect waits do not back off: attempt 1 %v, attempt 5 %v", waits[1], waits[5])
+	}
+	t.Logf("scenario 4: reconnect backoff (ReconnectMin 20ms, ReconnectMax 200ms): %v", waits)
 	p.Pause(false)
 	w.expectPumping("answered", idA, limit)
 	t.Logf("scenario 4: proxy cut -> answer seen after reconnect in %v", time.Since(t1).Round(time.Millisecond))
@@ -228,4 +237,21 @@ func TestScenario4ReconnectAfterOutage(t *testing.T) {
 		}
 	}
 	took(t, 4, "connections cut + dovecot restart -> reconnect, answers cancel", begin)
+}
+
+// reconnectWaits reads the watcher's "reconnecting" log lines for mailbox
+// and returns the wait logged for each attempt number (the last of each).
+func reconnectWaits(t *testing.T, logs, mailbox string) map[int]time.Duration {
+	t.Helper()
+	re := regexp.MustCompile(`reconnecting.* mailbox=` + regexp.QuoteMeta(mailbox) + ` .*attempt=(\d+) wait=(\S+)`)
+	out := map[int]time.Duration{}
+	for _, m := range re.FindAllStringSubmatch(logs, -1) {
+		n, _ := strconv.Atoi(m[1])
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			t.Fatalf("reconnect wait %q: %v", m[2], err)
+		}
+		out[n] = d
+	}
+	return out
 }
