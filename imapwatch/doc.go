@@ -30,7 +30,10 @@
 //
 // Fetching is streamed in chunks of Options.BatchSize UIDs (header fields,
 // flags, INTERNALDATE, size and BODYSTRUCTURE), never the whole mailbox at
-// once. Flag changes matter for Sent and Stop folders only: they arrive as
+// once, and pipelined: while the Sink handles one batch (on a goroutine
+// per sync, fed through a channel of one batch), the connection's owner
+// fetches the next, so a sync costs max(fetch, handle) per batch rather
+// than their sum. LastUID still moves only after the Sink accepted a batch. Flag changes matter for Sent and Stop folders only: they arrive as
 // unilateral FETCH FLAGS while idling and, after a reconnect, through
 // CHANGEDSINCE when the server has CONDSTORE (RFC 7162 §3.1.4) or else a
 // UID FETCH 1:LastUID (FLAGS) of the Sent folder.

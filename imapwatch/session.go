@@ -356,8 +356,38 @@ func (s *session) reportPending(ctx context.Context) error {
 	return nil
 }
 
+// pipelineDepth is how many fetched batches may wait for the Sink while
+// the next one is fetched (see fetchNew).
+const pipelineDepth = 1
+
+// batch is one fetched chunk on its way to the Sink.
+type batch struct {
+	recs []*message.Record // may be empty: the chunk's UIDs were expunged
+	last uint32            // the chunk's highest UID: LastUID once accepted
+}
+
+// delivered is what the Sink goroutine of fetchNew ends with: the state it
+// saved last and the error that stopped it.
+type delivered struct {
+	st  State
+	err error
+}
+
 // fetchNew delivers every message above LastUID, BatchSize UIDs per FETCH,
 // saving state after each batch the Sink accepted.
+//
+// It is a two-stage pipeline, so that the next batch's FETCH streams while
+// the Sink stores the previous one (a first sync costs max(fetch, handle)
+// per batch instead of their sum; bench/NOTES.md). This goroutine keeps the
+// connection and fetches; one goroutine per call (deliver) takes batches
+// from a channel of pipelineDepth, calls HandleMessages and then SaveState
+// with LastUID at the batch's end, in UID order. So LastUID is saved only
+// for what the Sink accepted, and the Sink's calls for one folder never
+// overlap. A Sink error stops the goroutine; the fetcher sees it before
+// its next send and returns it, and the batches fetched meanwhile are
+// dropped, to be fetched again after the reconnect (from the saved
+// LastUID). A fetch error lets the Sink finish the batches already fetched
+// before it is returned. s.st is written back only when both have stopped.
 func (s *session) fetchNew(ctx context.Context) error {
 	var set imap.UIDSet
 	set.AddRange(imap.UID(s.st.LastUID+1), 0) // LastUID+1:*
@@ -368,28 +398,67 @@ func (s *session) fetchNew(ctx context.Context) error {
 	// "n:*" includes the highest UID even when it is below n (RFC 9051
 	// §6.4.8), so filter.
 	uids = slices.DeleteFunc(uids, func(u uint32) bool { return u <= s.st.LastUID })
+	if len(uids) == 0 {
+		return nil
+	}
+	batches := make(chan batch, pipelineDepth)
+	done := make(chan delivered, 1)
+	go func() {
+		st, err := s.deliver(ctx, batches, s.st)
+		done <- delivered{st, err}
+	}()
+	var ferr error
 	for len(uids) > 0 {
 		n := min(len(uids), s.w.opt.BatchSize)
 		chunk := uids[:n]
 		uids = uids[n:]
 		recs, err := s.fetchBatch(ctx, chunk)
 		if err != nil {
-			return err
-		}
-		if len(recs) > 0 {
-			if err := s.w.sink.HandleMessages(ctx, recs); err != nil {
-				return fmt.Errorf("sink: handle %d messages (uid %d-%d) of %q: %w",
-					len(recs), recs[0].UID, recs[len(recs)-1].UID, s.mailbox, err)
-			}
+			ferr = err
+			break
 		}
 		// Advance past the whole chunk: a UID that is gone was expunged.
-		s.st.LastUID = chunk[len(chunk)-1]
-		if err := s.w.sink.SaveState(s.w.name, s.mailbox, s.st); err != nil {
-			return fmt.Errorf("sink: save state of %q: %w", s.mailbox, err)
+		b := batch{recs: recs, last: chunk[len(chunk)-1]}
+		select {
+		case batches <- b:
+			continue
+		case r := <-done: // the Sink stopped (an error): fetch no more
+			s.st = r.st
+			return r.err
 		}
-		s.log.Debug("fetched batch", "messages", len(recs), "uid", s.st.LastUID)
 	}
-	return nil
+	close(batches)
+	r := <-done
+	s.st = r.st
+	if r.err != nil {
+		return r.err
+	}
+	return ferr
+}
+
+// deliver is fetchNew's Sink stage: every batch from in to HandleMessages,
+// then LastUID to SaveState, until in is closed, an error, or ctx ends. It
+// returns the state last saved (st when none was).
+func (s *session) deliver(ctx context.Context, in <-chan batch, st State) (State, error) {
+	for b := range in {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if len(b.recs) > 0 {
+			if err := s.w.sink.HandleMessages(ctx, b.recs); err != nil {
+				return st, fmt.Errorf("sink: handle %d messages (uid %d-%d) of %q: %w",
+					len(b.recs), b.recs[0].UID, b.recs[len(b.recs)-1].UID, s.mailbox, err)
+			}
+		}
+		next := st
+		next.LastUID = b.last
+		if err := s.w.sink.SaveState(s.w.name, s.mailbox, next); err != nil {
+			return st, fmt.Errorf("sink: save state of %q: %w", s.mailbox, err)
+		}
+		st = next
+		s.log.Debug("fetched batch", "messages", len(b.recs), "uid", st.LastUID)
+	}
+	return st, nil
 }
 
 // fetchBatch fetches header fields, flags, dates and structure of uids

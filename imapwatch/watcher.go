@@ -22,8 +22,10 @@ type State struct {
 	HighestModSeq uint64 // CONDSTORE; 0 when the server has none
 }
 
-// Sink receives what the Watcher sees. Its methods are called from the
-// folder goroutines, concurrently for different folders.
+// Sink receives what the Watcher sees. Its methods are called
+// concurrently for different folders, but never concurrently for one
+// folder: during a sync, HandleMessages and SaveState run on a goroutine
+// of their own while the folder goroutine fetches the next batch.
 type Sink interface {
 	// HandleMessages receives new messages of one folder in UID order (a
 	// batch per FETCH chunk). Each rec has Account (account name), Mailbox,
