@@ -149,6 +149,11 @@ func (d *Daemon) step(ctx context.Context, a *account, id uint64) {
 		d.sched.Set(id, now.Add(d.opt.ReplyWait))
 		return
 	}
+	// The server check takes time: the window may have closed meanwhile.
+	if after := d.clk.Now(); a.cal.NextOpen(after).After(after) {
+		d.sched.Set(id, a.cal.NextOpen(after))
+		return
+	}
 	d.submit(ctx, a, f)
 }
 
