@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
@@ -138,14 +140,43 @@ func priority(l slog.Level) int {
 	return 7 // debug
 }
 
-// serviceOptions adds the service-manager hooks to opt: sd_notify
-// (a no-op without NOTIFY_SOCKET), the watchdog at half of WatchdogSec,
-// the reloadable log level.
-func serviceOptions(opt daemon.Options, lv *slog.LevelVar) daemon.Options {
-	opt.Notify = func(state string) error {
-		_, err := sddaemon.SdNotify(false, state)
-		return err
+// notifyTimeout bounds one sd_notify datagram. The notify socket is a
+// datagram socket: when its reader (systemd, or whatever set
+// NOTIFY_SOCKET) stops reading, its queue fills (net.unix.max_dgram_qlen,
+// 10 by default on Linux) and a blocking send waits for ever. go-systemd's
+// SdNotify sends without a deadline, which once kept a SIGHUP's reload
+// (RELOADING=1), and with it SIGTERM's handling, and the shutdown
+// (STOPPING=1) waiting for good. A state that cannot be queued in time is
+// dropped: the service manager is not reading anyway.
+const notifyTimeout = time.Second
+
+// sdNotify sends state to the socket $NOTIFY_SOCKET names (a no-op
+// without it), as sd_notify(3) does, waiting at most timeout.
+func sdNotify(state string, timeout time.Duration) error {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return nil
 	}
+	// A leading "@" is an abstract socket; net maps it as sd_notify does.
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("sd_notify: %w", err)
+	}
+	defer conn.Close()
+	if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return fmt.Errorf("sd_notify: %w", err)
+	}
+	if _, err := conn.Write([]byte(state)); err != nil {
+		return fmt.Errorf("sd_notify %s: %w", addr, err)
+	}
+	return nil
+}
+
+// serviceOptions adds the service-manager hooks to opt: sd_notify
+// (a no-op without NOTIFY_SOCKET; each send bounded by notifyTimeout),
+// the watchdog at half of WatchdogSec, the reloadable log level.
+func serviceOptions(opt daemon.Options, lv *slog.LevelVar) daemon.Options {
+	opt.Notify = func(state string) error { return sdNotify(state, notifyTimeout) }
 	if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
 		opt.WatchdogInterval = iv / 2
 	}
@@ -164,7 +195,31 @@ func serviceSignals() (chan os.Signal, func()) {
 // handleSignals: SIGHUP reloads path; the first SIGINT/SIGTERM stops the
 // daemon gracefully (cancel); a second one exits at once. It returns when
 // done is closed (Run returned).
+//
+// Reloads run on a goroutine of their own (one at a time; SIGHUPs that
+// arrive meanwhile make one more), so that a slow reload (it waits for the
+// senders to finish their step, and tells the service manager) never
+// keeps SIGTERM from being handled.
 func handleSignals(done <-chan struct{}, sigs <-chan os.Signal, d *daemon.Daemon, path string, log *slog.Logger, cancel func(), exit func(int)) {
+	reload := make(chan struct{}, 1)
+	stop := make(chan struct{}) // closed at the first SIGINT/SIGTERM: no reload starts after it
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-stop:
+				return
+			case <-reload:
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = d.ReloadFile(path) // logs what it did or why not
+		}
+	}()
 	stopping := false
 	for {
 		select {
@@ -173,10 +228,14 @@ func handleSignals(done <-chan struct{}, sigs <-chan os.Signal, d *daemon.Daemon
 		case s := <-sigs:
 			switch {
 			case s == syscall.SIGHUP && !stopping:
-				_ = d.ReloadFile(path) // logs what it did or why not
+				select {
+				case reload <- struct{}{}:
+				default: // one is pending already
+				}
 			case s == syscall.SIGHUP:
 			case !stopping:
 				stopping = true
+				close(stop)
 				log.Info("signal received: stopping; a second signal exits at once", "signal", s.String())
 				cancel()
 			default:
