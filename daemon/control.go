@@ -317,7 +317,7 @@ func (b *ctlBackend) Approve(ctx context.Context, r control.ApproveRequest) (*co
 func (d *Daemon) deleteDrafts(ctx context.Context, a *account, msgids []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second})
+	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
 	if err != nil {
 		return err
 	}

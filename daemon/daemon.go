@@ -41,6 +41,10 @@ type Options struct {
 	ReplyWait time.Duration
 	// ReconnectMin/Max bound the IMAP reconnect backoff (defaults in imapwatch).
 	ReconnectMin, ReconnectMax time.Duration
+	// DialConcurrency bounds how many IMAP connections (watchers and
+	// short-lived ones alike) connect and log in at once; default
+	// imapwatch.DefaultDialConcurrency.
+	DialConcurrency int
 	// DB, when set, is used instead of opening cfg.StateDir/followupd.db.
 	DB *store.DB
 	// Notify, when set, receives sd_notify states ("READY=1",
@@ -99,8 +103,9 @@ type Daemon struct {
 	accounts map[string]*account // by account name; replaced (never modified) by Reload
 	byAddr   map[string]*account // by lower-case address; replaced (never modified) by Reload
 
-	live  *live // the live configuration and goroutines (reload.go)
-	ops   *ops  // metrics and the control socket (metrics.go, control.go)
+	live  *live                  // the live configuration and goroutines (reload.go)
+	dial  *imapwatch.DialLimiter // shared by every IMAP connection this daemon opens
+	ops   *ops                   // metrics and the control socket (metrics.go, control.go)
 	ready chan struct{}
 	house *housekeeper // summary, draft checks, approval notices (summary.go)
 }
@@ -171,6 +176,7 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 	d.opt = opt
 	d.live = &live{changed: make(chan struct{})}
 	d.house = newHousekeeper()
+	d.dial = imapwatch.NewDialLimiter(opt.DialConcurrency)
 	cls, err := classify.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("compiling rules: %w", err)

@@ -177,7 +177,7 @@ func (d *Daemon) unprocessedReply(ctx context.Context, a *account, f *store.Foll
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second})
+	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
 	if err != nil {
 		return false, err
 	}
@@ -390,7 +390,7 @@ func (d *Daemon) draft(ctx context.Context, a *account, f *store.FollowUp, raw [
 func (d *Daemon) appendCopy(ctx context.Context, a *account, mailbox, role string, raw []byte, flags []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second})
+	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
 	if err != nil {
 		return err
 	}
@@ -598,7 +598,7 @@ func (d *Daemon) findInSent(ctx context.Context, a *account, msgid string) (bool
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second})
+	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
 	if err != nil {
 		return false, err
 	}

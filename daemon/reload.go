@@ -142,6 +142,7 @@ func (d *Daemon) buildAccounts(cfg *config.Config) (map[string]*account, map[str
 			DebugWriter: d.opt.IMAPDebug,
 			MinBackoff:  d.opt.ReconnectMin,
 			MaxBackoff:  d.opt.ReconnectMax,
+			DialLimiter: d.dial,
 		})
 		accounts[ac.Name] = a
 		byAddr[strings.ToLower(ac.Address)] = a

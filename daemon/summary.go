@@ -486,7 +486,7 @@ func (d *Daemon) checkAllDrafts(ctx context.Context) bool {
 func (d *Daemon) checkDrafts(ctx context.Context, a *account, drafts []*store.FollowUp) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second})
+	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
 	if err != nil {
 		return false, err
 	}

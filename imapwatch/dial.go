@@ -30,8 +30,11 @@ type DialOptions struct {
 	// a placeholder line, so the password never reaches it.
 	DebugWriter io.Writer
 	// Timeout bounds connect + TLS + greeting + login; default
-	// DefaultDialTimeout.
+	// DefaultDialTimeout. Waiting for Limiter is not part of it.
 	Timeout time.Duration
+	// Limiter, when set, bounds how many dials run at once (shared by the
+	// whole process); Dial waits for a slot, or for ctx.
+	Limiter *DialLimiter
 
 	// handler receives unilateral data; set by the Watcher for its own
 	// connections.
@@ -52,6 +55,11 @@ func Dial(ctx context.Context, acct *config.Account, password string, opt DialOp
 		return nil, errors.New("imapwatch: dial: no account")
 	}
 	addr := serverAddr(acct.IMAP)
+	release, err := opt.Limiter.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("imap %s: waiting for a dial slot: %w", addr, err)
+	}
+	defer release()
 	timeout := opt.Timeout
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
@@ -65,7 +73,6 @@ func Dial(ctx context.Context, acct *config.Account, password string, opt DialOp
 	}
 	var tlsCfg *tls.Config
 	if security != config.SecurityNone {
-		var err error
 		if tlsCfg, err = tlsConfig(acct.IMAP); err != nil {
 			return nil, err
 		}

@@ -117,7 +117,7 @@ func (s *session) run(ctx context.Context) error {
 	s.exists = make(chan struct{}, 1)
 	s.flagsKick = make(chan struct{}, 1)
 	handler := &imapclient.UnilateralDataHandler{Mailbox: s.onMailbox, Fetch: s.onFetch}
-	c, err := Dial(ctx, w.acct, w.password, DialOptions{DebugWriter: w.opt.DebugWriter, Timeout: w.opt.DialTimeout, handler: handler})
+	c, err := Dial(ctx, w.acct, w.password, DialOptions{DebugWriter: w.opt.DebugWriter, Timeout: w.opt.DialTimeout, Limiter: w.opt.DialLimiter, handler: handler})
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,11 @@ type Options struct {
 	DebugWriter io.Writer // IMAP trace (without LOGIN), only when set
 	// DialTimeout bounds connect + TLS + login; default DefaultDialTimeout.
 	DialTimeout time.Duration
+	// DialLimiter, when set, is shared with every other connection of the
+	// process: at most its Cap connections dial and log in at once
+	// (reconnects included), so a daemon of many accounts does not
+	// overrun the server's login processes at start.
+	DialLimiter *DialLimiter
 }
 
 // FolderStatus is a snapshot of one watched folder, for `followupd status`.
