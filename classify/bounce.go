@@ -54,10 +54,14 @@ var delaySubjects = regexp.MustCompile(`(?:delayed mail|message delayed|delivery
 // bounceSubject returns the matched marker, or "".
 func bounceSubject(subject string) string {
 	s := strings.ToLower(strings.TrimSpace(subject))
-	if delaySubjects.MatchString(s) {
+	// bounceSubjects is anchored, so it fails fast on most subjects; the
+	// unanchored delaySubjects is only asked about the few it matched (it
+	// was 11 % of a first sync's CPU when asked first).
+	m := bounceSubjects.FindString(s)
+	if m == "" || delaySubjects.MatchString(s) {
 		return ""
 	}
-	return bounceSubjects.FindString(s)
+	return m
 }
 
 // daemonSender: the notice comes from the mail system (RFC 5321 §4.5.5,

@@ -317,13 +317,17 @@ func AutomaticAddress(addr string) bool {
 		return false
 	}
 	local, _, _ = strings.Cut(local, "+")
-	local = strings.NewReplacer("-", "", "_", "", ".", "").Replace(local)
+	local = separators.Replace(local)
 	switch local {
 	case "mailerdaemon", "bounce", "bounces", "autoreply", "autoresponder", "autorespond":
 		return true
 	}
 	return strings.HasPrefix(local, "noreply") || strings.HasPrefix(local, "donotreply")
 }
+
+// separators are dropped from an address's local part by AutomaticAddress
+// (built once: a Replacer per call was 3 % of a first sync's CPU).
+var separators = strings.NewReplacer("-", "", "_", "", ".", "")
 
 func automaticTo(to []message.Address) []string {
 	var out []string
