@@ -388,28 +388,14 @@ func (d *Daemon) fromUs(a *account, rec *message.Record) bool {
 // ingestIncoming classifies a message that arrived in a watched mailbox and
 // applies it to every follow-up it answers, bounces or holds.
 func (d *Daemon) ingestIncoming(a *account, rec *message.Record) error {
-	if rec.IsOwn() {
-		return nil // a copy of our own reminder (e.g. Bcc to self): never an answer
+	if rec.IsOwn() || d.fromTeam(rec) {
+		// A copy of our own reminder (e.g. Bcc to self), or a colleague on
+		// our team: never the client's answer.
+		return nil
 	}
-	for _, f := range rec.From {
-		if _, ours := d.byAddr[f.Addr]; ours {
-			return nil // a colleague on our team is not the client
-		}
-	}
-	v := d.cls.Incoming(rec)
-	in := store.Incoming{
-		MessageID: rec.MessageID,
-		Account:   a.cfg.Name,
-		Kind:      v.Kind.String(),
-		Date:      msgTime(rec),
-		ThreadIDs: threadIDs(rec),
-		Subject:   rec.Subject,
-		Return:    v.ReturnDate,
-		Failed:    v.FailedRecipients,
-		Detail:    v.Diagnostic,
-	}
-	if len(rec.From) > 0 {
-		in.From = rec.From[0].Addr
+	v, in, err := d.incomingVerdict(a, rec)
+	if err != nil {
+		return err
 	}
 	if err := d.db.PutIncoming(in); err != nil {
 		return err
