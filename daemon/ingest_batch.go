@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 
 	"followupd/classify"
@@ -18,7 +17,10 @@ import (
 // follow-ups looked up), so an offer tracked concurrently by the Sent
 // folder still finds it through applyKnownAnswers. It returns the verdicts
 // by record; records it leaves out go through ingest as before.
-func (d *Daemon) recordIncoming(a *account, recs []*message.Record) (map[*message.Record]classify.Verdict, error) {
+//
+// known holds the batch's Message-IDs the store already has (KnownMessages,
+// read once by HandleMessages for both this and its own loop).
+func (d *Daemon) recordIncoming(a *account, recs []*message.Record, known map[string]*message.Record) (map[*message.Record]classify.Verdict, error) {
 	var out map[*message.Record]classify.Verdict
 	var ins []store.Incoming
 	for _, rec := range recs {
@@ -29,10 +31,8 @@ func (d *Daemon) recordIncoming(a *account, recs []*message.Record) (map[*messag
 		if rec.IsOwn() || d.fromTeam(rec) {
 			continue // ingestIncoming ignores these
 		}
-		if _, err := d.db.Message(rec.MessageID); err == nil {
+		if known[rec.MessageID] != nil {
 			continue // known: HandleMessages skips it
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
 		}
 		v, in, err := d.incomingVerdict(a, rec)
 		if err != nil {

@@ -111,3 +111,39 @@ func TestSyncState(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+func TestKnownMessages(t *testing.T) {
+	db := storetest.New(t)
+	if _, err := db.PutMessages([]*message.Record{
+		rec("a@x", "Sent", message.RoleSent, 1),
+		rec("b@x", "INBOX", message.RoleInbox, 2),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ids  []string
+		want map[string]string // id -> stored mailbox
+	}{
+		{"none asked", nil, map[string]string{}},
+		{"none known", []string{"c@x", "d@x"}, map[string]string{}},
+		{"some known", []string{"c@x", "a@x", "b@x"}, map[string]string{"a@x": "Sent", "b@x": "INBOX"}},
+		{"asked twice", []string{"a@x", "a@x"}, map[string]string{"a@x": "Sent"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := db.KnownMessages(tc.ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Errorf("got %d records, want %d", len(got), len(tc.want))
+			}
+			for id, mbox := range tc.want {
+				r := got[id]
+				if r == nil || r.Mailbox != mbox || r.Body != "" || r.MessageID != id {
+					t.Errorf("%s: got %+v, want mailbox %s", id, r, mbox)
+				}
+			}
+		})
+	}
+}
