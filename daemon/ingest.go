@@ -21,6 +21,8 @@ type sink struct {
 	name string
 }
 
+var _ imapwatch.StateSink = (*sink)(nil)
+
 // current is the live daemon view and this sink's account in it.
 func (s *sink) current() (*Daemon, *account, error) {
 	d := s.d.current()
@@ -44,6 +46,24 @@ func (s *sink) SaveState(account, mailbox string, st imapwatch.State) error {
 // already holds was fully processed before (its record is written last), so
 // it is skipped; everything else is processed, then stored.
 func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error {
+	return s.handle(ctx, recs, func(db *store.DB, recs []*message.Record) ([]bool, error) {
+		return db.PutMessages(recs)
+	})
+}
+
+// HandleBatch is HandleMessages with the folder's new sync state stored in
+// the same transaction as the batch's records (imapwatch.StateSink): one
+// fsync per batch for the two, and LastUID is never stored ahead of the
+// records it covers, nor when processing fails.
+func (s *sink) HandleBatch(ctx context.Context, account, mailbox string, recs []*message.Record, st imapwatch.State) error {
+	return s.handle(ctx, recs, func(db *store.DB, recs []*message.Record) ([]bool, error) {
+		return db.PutMessagesState(recs, account, mailbox, store.SyncState{UIDValidity: st.UIDValidity, LastUID: st.LastUID, HighestModSeq: st.HighestModSeq})
+	})
+}
+
+// handle processes recs, then stores them with put (last: a stored record
+// means fully processed).
+func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*store.DB, []*message.Record) ([]bool, error)) error {
 	d, a, err := s.current()
 	if err != nil {
 		return err
@@ -95,7 +115,7 @@ func (s *sink) HandleMessages(ctx context.Context, recs []*message.Record) error
 		}
 	}
 	// Store every record (known ones update their location index).
-	fresh, err := d.db.PutMessages(recs)
+	fresh, err := put(d.db, recs)
 	if err != nil {
 		return err
 	}

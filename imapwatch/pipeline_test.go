@@ -275,3 +275,71 @@ func TestDeliver(t *testing.T) {
 		t.Errorf("deliver with ctx cancelled = %+v, %v", st, err)
 	}
 }
+
+// batchSink is a StateSink: it stores each batch and its state together
+// and counts the SaveState calls deliver should no longer make.
+type batchSink struct {
+	*memSink
+	refuse bool
+	saves  int
+	got    []State // the state handed with each batch
+}
+
+func (b *batchSink) HandleBatch(_ context.Context, account, mailbox string, recs []*message.Record, st State) error {
+	if b.refuse {
+		return errors.New("sink says no")
+	}
+	b.got = append(b.got, st)
+	if len(recs) > 0 {
+		if err := b.memSink.HandleMessages(context.Background(), recs); err != nil {
+			return err
+		}
+	}
+	return b.memSink.SaveState(account, mailbox, st)
+}
+
+func (b *batchSink) SaveState(account, mailbox string, st State) error {
+	b.saves++
+	return b.memSink.SaveState(account, mailbox, st)
+}
+
+// deliver hands a StateSink each batch with the LastUID at its end (also a
+// batch whose UIDs were all expunged) and calls no SaveState; a refused
+// batch's state is not saved.
+func TestDeliverStateSink(t *testing.T) {
+	s := &session{w: &Watcher{name: testUser}, mailbox: "Sent", log: testLogger(t)}
+	sink := &batchSink{memSink: newSink()}
+	s.w.sink = sink
+	in := make(chan batch, 3)
+	in <- batch{last: 2, recs: []*message.Record{{UID: 1, Mailbox: "Sent", MessageID: "1"}, {UID: 2, Mailbox: "Sent", MessageID: "2"}}}
+	in <- batch{last: 5}
+	in <- batch{last: 6, recs: []*message.Record{{UID: 6, Mailbox: "Sent", MessageID: "6"}}}
+	close(in)
+	st, err := s.deliver(context.Background(), in, State{UIDValidity: 7})
+	if err != nil || st != (State{UIDValidity: 7, LastUID: 6}) {
+		t.Errorf("deliver = %+v, %v; want LastUID 6", st, err)
+	}
+	var last []uint32
+	for _, g := range sink.got {
+		last = append(last, g.LastUID)
+	}
+	if want := []uint32{2, 5, 6}; !slices.Equal(last, want) {
+		t.Errorf("states handed with the batches: LastUID %v, want %v", last, want)
+	}
+	if sink.saves != 0 {
+		t.Errorf("%d SaveState calls, want none (the state goes with each batch)", sink.saves)
+	}
+	if got, want := sink.uids("Sent"), []uint32{1, 2, 6}; !slices.Equal(got, want) {
+		t.Errorf("uids %v, want %v", got, want)
+	}
+
+	sink = &batchSink{memSink: newSink(), refuse: true}
+	s.w.sink = sink
+	in = make(chan batch, 1)
+	in <- batch{last: 7, recs: []*message.Record{{UID: 7, Mailbox: "Sent", MessageID: "7"}}}
+	close(in)
+	st, err = s.deliver(context.Background(), in, State{UIDValidity: 7, LastUID: 6})
+	if err == nil || st.LastUID != 6 || sink.state("Sent").LastUID != 0 {
+		t.Errorf("refused batch: deliver = %+v, %v, saved %+v; want the error, LastUID 6, nothing saved", st, err, sink.state("Sent"))
+	}
+}

@@ -437,12 +437,28 @@ func (s *session) fetchNew(ctx context.Context) error {
 }
 
 // deliver is fetchNew's Sink stage: every batch from in to HandleMessages,
-// then LastUID to SaveState, until in is closed, an error, or ctx ends. It
-// returns the state last saved (st when none was).
+// then LastUID to SaveState (or both to a StateSink's HandleBatch), until
+// in is closed, an error, or ctx ends. It returns the state last saved (st
+// when none was).
 func (s *session) deliver(ctx context.Context, in <-chan batch, st State) (State, error) {
+	ss, oneCommit := s.w.sink.(StateSink)
 	for b := range in {
 		if err := ctx.Err(); err != nil {
 			return st, err
+		}
+		if oneCommit {
+			next := st
+			next.LastUID = b.last
+			if err := ss.HandleBatch(ctx, s.w.name, s.mailbox, b.recs, next); err != nil {
+				if len(b.recs) == 0 {
+					return st, fmt.Errorf("sink: save state of %q: %w", s.mailbox, err)
+				}
+				return st, fmt.Errorf("sink: handle %d messages (uid %d-%d) of %q: %w",
+					len(b.recs), b.recs[0].UID, b.recs[len(b.recs)-1].UID, s.mailbox, err)
+			}
+			st = next
+			s.log.Debug("fetched batch", "messages", len(b.recs), "uid", st.LastUID)
+			continue
 		}
 		if len(b.recs) > 0 {
 			if err := s.w.sink.HandleMessages(ctx, b.recs); err != nil {

@@ -42,6 +42,20 @@ type Sink interface {
 	SaveState(account, mailbox string, s State) error
 }
 
+// StateSink is a Sink that stores a fetched batch and the folder's State
+// after it in one commit (one fsync per batch instead of two; bench/
+// NOTES.md). A Watcher whose Sink implements it calls HandleBatch instead
+// of HandleMessages followed by SaveState for each batch of a sync, also
+// for a batch whose UIDs were all expunged (recs empty). st.LastUID is the
+// batch's highest UID: the sink must store it only together with (after)
+// the batch's records, and not at all when it returns an error, so LastUID
+// never runs ahead of what was processed. SaveState is still called for
+// state that moves without a batch (a new UIDVALIDITY, HIGHESTMODSEQ).
+type StateSink interface {
+	Sink
+	HandleBatch(ctx context.Context, account, mailbox string, recs []*message.Record, st State) error
+}
+
 // Defaults for Options fields left zero.
 const (
 	DefaultBatchSize   = 1000

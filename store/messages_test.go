@@ -147,3 +147,41 @@ func TestKnownMessages(t *testing.T) {
 		})
 	}
 }
+
+func TestPutMessagesState(t *testing.T) {
+	db := storetest.New(t)
+	st := store.SyncState{UIDValidity: 7, LastUID: 2}
+	fresh, err := db.PutMessagesState([]*message.Record{
+		rec("a@x", "Sent", message.RoleSent, 1),
+		rec("b@x", "Sent", message.RoleSent, 2),
+	}, "work", "Sent", st)
+	if err != nil || !slices.Equal(fresh, []bool{true, true}) {
+		t.Fatalf("PutMessagesState = %v, %v", fresh, err)
+	}
+	if got, err := db.SyncState("work", "Sent"); err != nil || got != st {
+		t.Errorf("sync state %+v, %v; want %+v", got, err, st)
+	}
+	if _, err := db.Message("b@x"); err != nil {
+		t.Errorf("record of the batch: %v", err)
+	}
+	// An expunged batch: only the state moves.
+	st.LastUID = 9
+	if _, err := db.PutMessagesState(nil, "work", "Sent", st); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.SyncState("work", "Sent"); got != st {
+		t.Errorf("sync state after an empty batch %+v, want %+v", got, st)
+	}
+	// A refused batch stores neither records nor state.
+	bad := st
+	bad.LastUID = 12
+	if _, err := db.PutMessagesState([]*message.Record{rec("c@x", "Sent", message.RoleSent, 10), {}}, "work", "Sent", bad); err == nil {
+		t.Fatal("a record without id was accepted")
+	}
+	if got, _ := db.SyncState("work", "Sent"); got != st {
+		t.Errorf("sync state after a refused batch %+v, want %+v", got, st)
+	}
+	if _, err := db.Message("c@x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("record of a refused batch: %v", err)
+	}
+}
