@@ -264,22 +264,49 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("shutting down")
 	stopSched()
 	<-schedDone
-	l.reloadMu.Lock() // no reload from here on
-	l.running, l.stopped = false, true
-	for _, a := range d.current().accounts {
-		close(a.quit)
-	}
-	l.reloadMu.Unlock()
-	done := make(chan struct{})
-	go func() { l.senders.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d.opt.StopGrace):
-		d.log.Warn("send still in flight at shutdown; cancelling it", "waited", d.opt.StopGrace)
-		stopSend()
+	// One grace period covers every in-flight send, a reload's included:
+	// a reload holds reloadMu while it waits for the old senders to finish
+	// their step, so even taking the lock can wait for a stuck send. After
+	// StopGrace the sends are cancelled, and 2s later Run goes on anyway.
+	soft := time.Now().Add(d.opt.StopGrace)
+	hard := soft.Add(2 * time.Second)
+	cancelled := false
+	wait := func(ch <-chan struct{}) bool {
 		select {
-		case <-done:
-		case <-time.After(2 * time.Second):
+		case <-ch:
+			return true
+		case <-time.After(time.Until(soft)):
+		}
+		if !cancelled {
+			cancelled = true
+			d.log.Warn("send still in flight at shutdown; cancelling it", "waited", d.opt.StopGrace)
+			stopSend()
+		}
+		select {
+		case <-ch:
+			return true
+		case <-time.After(time.Until(hard)):
+			return false
+		}
+	}
+	stopped := make(chan struct{})
+	go func() {
+		l.reloadMu.Lock() // no reload from here on
+		l.running, l.stopped = false, true
+		for _, a := range d.current().accounts {
+			close(a.quit)
+		}
+		l.reloadMu.Unlock()
+		close(stopped)
+	}()
+	if !wait(stopped) {
+		// The goroutine above still marks the daemon stopped once the
+		// reload returns; what the reload starts gets cancelled contexts.
+		d.log.Warn("reload did not finish in time; stopping without it")
+	} else {
+		done := make(chan struct{})
+		go func() { l.senders.Wait(); close(done) }()
+		if !wait(done) {
 			d.log.Warn("sender did not stop in time")
 		}
 	}
