@@ -29,6 +29,8 @@ type killHarness struct {
 	lines chan logLine
 	out   *logBuffer
 	args  []string
+	// cfgPath is the daemon's config, for the CLI.
+	cfgPath string
 
 	fuOf       map[string]uint64 // tracked offer Message-ID -> follow-up id
 	settled    map[uint64]string // follow-up id -> "sent" | "uncertain"
@@ -74,6 +76,48 @@ func (h *killHarness) take(l logLine) {
 			h.accepted[fu] = true
 		}
 	}
+}
+
+// settle waits until the step of the offer msgid is settled — sent or
+// uncertain. The log says so, except when the kill fell between the
+// store's commit and the line that reports it: then the daemon's own view
+// (followupd list -json) tells, since a follow-up no longer in sending was
+// settled before the kill.
+func (h *killHarness) settle(msgid string, timeout time.Duration) bool {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	settled := func() bool { fu, ok := h.fuOf[msgid]; return ok && h.settled[fu] != "" }
+	for time.Now().Before(deadline) {
+		if h.until(settled, time.Second) {
+			return true
+		}
+		out, code := runCLI(h.t, "list", "-config", h.cfgPath, "-json")
+		var items []struct {
+			ID        uint64 `json:"id"`
+			MessageID string `json:"message_id"`
+			State     string `json:"state"`
+			Step      int    `json:"step"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &items) != nil {
+			continue
+		}
+		for _, it := range items {
+			if it.MessageID != msgid {
+				continue
+			}
+			h.fuOf[msgid] = it.ID
+			switch {
+			case it.State == "uncertain":
+				h.settled[it.ID] = "uncertain"
+			case it.State == "finished" || (it.State == "waiting" && it.Step > 1):
+				h.settled[it.ID] = "sent"
+			}
+		}
+		if settled() {
+			return true
+		}
+	}
+	return false
 }
 
 // until reads log lines until cond holds or timeout passes.
@@ -140,7 +184,7 @@ body = "Any news about {{.Subject}}?"
 `, filepath.Join(dir, "state"), weekendWorkdays(), ivan, filepath.Join(dir, "password"), ihost, iport, shost, sport), 0o600)
 
 	h := &killHarness{t: t, lines: make(chan logLine, 65536), out: &logBuffer{},
-		args: []string{"run", "-config", cfgPath, "-log-format", "json"},
+		args: []string{"run", "-config", cfgPath, "-log-format", "json"}, cfgPath: cfgPath,
 		fuOf: map[string]uint64{}, settled: map[uint64]string{}, submitting: map[uint64]bool{}, accepted: map[uint64]bool{}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -209,7 +253,7 @@ body = "Any news about {{.Subject}}?"
 			r.before = "waiting"
 		}
 		p = h.start()
-		if !h.until(func() bool { fu, ok := h.fuOf[id]; return ok && h.settled[fu] != "" }, 30*time.Second) {
+		if !h.settle(id, 30*time.Second) {
 			t.Fatalf("round %d: %s not settled (sent or uncertain) within 30s of the restart", i, id)
 		}
 		r.outcome = h.settled[h.fuOf[id]]
