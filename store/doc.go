@@ -18,7 +18,7 @@
 //
 //	meta       "schema" -> uint32 BE schema version
 //	kv         Meta/PutMeta: small values, e.g. "indexed/<account>"
-//	msg        Message-ID -> JSON message.Record; Body is never stored
+//	msg        Message-ID -> message.Record, binary (msgcodec.go; JSON in schema 1, still read); Body is never stored
 //	msgloc     len16|account|len16|mailbox|uidvalidity u32|uid u32 -> Message-ID
 //	sync       len16|account|len16|mailbox -> JSON SyncState
 //	fu         id u64 -> JSON FollowUp; the bucket's sequence assigns ids

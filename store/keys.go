@@ -8,14 +8,16 @@ import (
 
 // schemaVersion is the on-disk layout this code reads and writes. Open
 // refuses a file with a newer version; an older one would be migrated here.
-const schemaVersion = 1
+// 2: message records in the binary form of msgcodec.go (schema 1's JSON
+// records are still read as they are; Open only rewrites the version).
+const schemaVersion = 2
 
 // Bucket names. Every top-level bucket is listed in allBuckets; Open
 // creates the missing ones in a fresh file. See doc.go for each layout.
 var (
 	bucketMeta     = []byte("meta")      // "schema" -> uint32 BE
 	bucketKV       = []byte("kv")        // Meta/PutMeta: string -> bytes
-	bucketMsg      = []byte("msg")       // message id -> JSON message.Record (no Body)
+	bucketMsg      = []byte("msg")       // message id -> message.Record (no Body), msgcodec.go; JSON in schema 1
 	bucketMsgLoc   = []byte("msgloc")    // folderKey|uidvalidity|uid -> message id
 	bucketSync     = []byte("sync")      // folderKey -> JSON SyncState
 	bucketFU       = []byte("fu")        // id -> JSON FollowUp; the bucket sequence assigns ids

@@ -97,7 +97,7 @@ func putMessagesTx(tx *bolt.Tx, recs []*message.Record, fresh []bool) (changed b
 		if old == nil {
 			c := *r
 			c.Body = ""
-			v, err := json.Marshal(&c)
+			v, err := encodeRecord(nil, &c)
 			if err != nil {
 				return false, fmt.Errorf("store: encode message %q: %w", r.MessageID, err)
 			}
@@ -109,13 +109,13 @@ func putMessagesTx(tx *bolt.Tx, recs []*message.Record, fresh []bool) (changed b
 			continue
 		}
 		var stored message.Record
-		if err := json.Unmarshal(old, &stored); err != nil {
+		if err := decodeRecord(old, &stored); err != nil {
 			return false, fmt.Errorf("store: decode message %q: %w", r.MessageID, err)
 		}
 		sameFolder := stored.Account == r.Account && stored.Mailbox == r.Mailbox
 		if (r.Role == message.RoleSent || sameFolder) && !slices.Equal(stored.Flags, r.Flags) {
 			stored.Flags = slices.Clone(r.Flags)
-			v, err := json.Marshal(&stored)
+			v, err := encodeRecord(nil, &stored)
 			if err != nil {
 				return false, fmt.Errorf("store: encode message %q: %w", r.MessageID, err)
 			}
@@ -136,7 +136,7 @@ func (db *DB) Message(id string) (*message.Record, error) {
 		if v == nil {
 			return fmt.Errorf("message %q: %w", id, ErrNotFound)
 		}
-		if err := json.Unmarshal(v, &r); err != nil {
+		if err := decodeRecord(v, &r); err != nil {
 			return fmt.Errorf("store: decode message %q: %w", id, err)
 		}
 		return nil
@@ -164,7 +164,7 @@ func (db *DB) KnownMessages(ids []string) (map[string]*message.Record, error) {
 				continue
 			}
 			var r message.Record
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := decodeRecord(v, &r); err != nil {
 				return fmt.Errorf("store: decode message %q: %w", id, err)
 			}
 			known[id] = &r
