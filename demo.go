@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -340,4 +342,14 @@ func addrList(as []message.Address) string {
 		s = append(s, a.Addr)
 	}
 	return strings.Join(s, ",")
+}
+
+func mimeQ(s string) string { return mime.BEncoding.Encode("utf-8", s) }
+
+func splitHostPort(addr string) (string, string) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, "0"
+	}
+	return h, p
 }
