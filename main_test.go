@@ -352,7 +352,7 @@ body = %q
 		t.Fatal(err)
 	}
 	waitFor("rejection", func() bool { return logHas("new configuration rejected") })
-	if !logHas(cfgPath + ":1:") || !logHas(cfgPath + ":2:") {
+	if !logHas(cfgPath+":1:") || !logHas(cfgPath+":2:") {
 		t.Error("rejected config's problems not logged with FILE:LINE")
 	}
 	select {
