@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"followupd/config"
 	"followupd/control"
 	"followupd/imapwatch"
@@ -317,30 +319,22 @@ func (b *ctlBackend) Approve(ctx context.Context, r control.ApproveRequest) (*co
 func (d *Daemon) deleteDrafts(ctx context.Context, a *account, msgids []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	a.mu.Lock()
-	mailbox := a.drafts
-	a.mu.Unlock()
-	if mailbox == "" {
-		fs, err := imapwatch.Discover(ctx, c, a.cfg)
+	return d.withIMAP(ctx, a, func(c *imapclient.Client) error {
+		_, drafts, err := d.folders(ctx, c, a)
 		if err != nil {
 			return err
 		}
-		if mailbox = fs.Drafts; mailbox == "" {
-			return fmt.Errorf("account %s: no Drafts folder found", a.cfg.Name)
+		if drafts == "" {
+			return errNoFolder(a, "Drafts")
 		}
-	}
-	var errs []error
-	for _, id := range msgids {
-		if _, err := imapwatch.DeleteMessageID(ctx, c, mailbox, id); err != nil {
-			errs = append(errs, err)
+		var errs []error
+		for _, id := range msgids {
+			if _, err := imapwatch.DeleteMessageID(ctx, c, drafts, id); err != nil {
+				errs = append(errs, err)
+			}
 		}
-	}
-	return errors.Join(errs...)
+		return errors.Join(errs...)
+	})
 }
 
 func (b *ctlBackend) Backup(ctx context.Context, w io.Writer) (int64, error) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"followupd/config"
 	"followupd/imapwatch"
 	"followupd/message"
@@ -177,17 +179,16 @@ func (d *Daemon) unprocessedReply(ctx context.Context, a *account, f *store.Foll
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
-	if err != nil {
-		return false, err
-	}
-	defer c.Close()
 	inbox := a.cfg.Folders.Inbox
 	if inbox == "" {
 		inbox = "INBOX"
 	}
-	ids := append([]string{f.MessageID}, f.Sent...)
-	uids, err := imapwatch.SearchReplies(ctx, c, inbox, ids)
+	var uids []uint32
+	err := d.withIMAP(ctx, a, func(c *imapclient.Client) error {
+		var err error
+		uids, err = imapwatch.SearchReplies(ctx, c, inbox, append([]string{f.MessageID}, f.Sent...))
+		return err
+	})
 	if err != nil {
 		return false, err
 	}
@@ -280,7 +281,7 @@ func (d *Daemon) submit(ctx context.Context, a *account, f *store.FollowUp) {
 	// between the two costs the Sent copy, never a second reminder.
 	d.completed(a, f, store.EvSent, fmt.Sprintf("step %d sent as %s", f.Step, r.MessageID), "sent")
 	if !a.cfg.ServerSavesSent {
-		if err := d.appendCopy(ctx, a, a.sent, "Sent", raw, []string{`\Seen`}); err != nil {
+		if err := d.appendCopy(ctx, a, "Sent", raw, []string{`\Seen`}); err != nil {
 			log.Warn("appending reminder to Sent", "err", err)
 		}
 	}
@@ -370,7 +371,7 @@ func (d *Daemon) failPermanent(f *store.FollowUp, now time.Time, reason string) 
 
 // draft places the reminder in the sender's Drafts (approval mode).
 func (d *Daemon) draft(ctx context.Context, a *account, f *store.FollowUp, raw []byte) {
-	if err := d.appendCopy(ctx, a, a.drafts, "Drafts", raw, []string{`\Draft`}); err != nil {
+	if err := d.appendCopy(ctx, a, "Drafts", raw, []string{`\Draft`}); err != nil {
 		d.rollback(a, f, d.clk.Now(), "appending draft: "+err.Error(), true)
 		return
 	}
@@ -387,36 +388,23 @@ func (d *Daemon) draft(ctx context.Context, a *account, f *store.FollowUp, raw [
 }
 
 // appendCopy APPENDs raw to the account's folder of the given role.
-func (d *Daemon) appendCopy(ctx context.Context, a *account, mailbox, role string, raw []byte, flags []string) error {
+func (d *Daemon) appendCopy(ctx context.Context, a *account, role string, raw []byte, flags []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if mailbox == "" {
-		fs, err := imapwatch.Discover(ctx, c, a.cfg)
+	return d.withIMAP(ctx, a, func(c *imapclient.Client) error {
+		sent, drafts, err := d.folders(ctx, c, a)
 		if err != nil {
 			return err
 		}
+		mailbox := sent
 		if role == "Drafts" {
-			mailbox = fs.Drafts
-		} else {
-			mailbox = fs.Sent
+			mailbox = drafts
 		}
 		if mailbox == "" {
-			return fmt.Errorf("account %s: no %s folder found", a.cfg.Name, role)
+			return errNoFolder(a, role)
 		}
-		a.mu.Lock()
-		if role == "Drafts" {
-			a.drafts = mailbox
-		} else {
-			a.sent = mailbox
-		}
-		a.mu.Unlock()
-	}
-	return imapwatch.Append(ctx, c, mailbox, raw, flags, d.clk.Now())
+		return imapwatch.Append(ctx, c, mailbox, raw, flags, d.clk.Now())
+	})
 }
 
 func (d *Daemon) mode(a *account, f *store.FollowUp) config.Mode {
@@ -598,18 +586,17 @@ func (d *Daemon) findInSent(ctx context.Context, a *account, msgid string) (bool
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
-	if err != nil {
-		return false, err
-	}
-	defer c.Close()
-	sent := a.sent
-	if sent == "" {
-		fs, err := imapwatch.Discover(ctx, c, a.cfg)
+	var found bool
+	err := d.withIMAP(ctx, a, func(c *imapclient.Client) error {
+		sent, _, err := d.folders(ctx, c, a)
 		if err != nil {
-			return false, err
+			return err
 		}
-		sent = fs.Sent
-	}
-	return imapwatch.FindMessageID(ctx, c, sent, msgid)
+		if sent == "" {
+			return errNoFolder(a, "Sent")
+		}
+		found, err = imapwatch.FindMessageID(ctx, c, sent, msgid)
+		return err
+	})
+	return found, err
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"followupd/calendar"
 	"followupd/config"
 	"followupd/imapwatch"
@@ -486,23 +488,22 @@ func (d *Daemon) checkAllDrafts(ctx context.Context) bool {
 func (d *Daemon) checkDrafts(ctx context.Context, a *account, drafts []*store.FollowUp) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	c, err := imapwatch.Dial(ctx, a.cfg, a.password, imapwatch.DialOptions{Timeout: 20 * time.Second, Limiter: d.dial})
+	err = d.withIMAP(ctx, a, func(c *imapclient.Client) error {
+		var err error
+		retry, err = d.checkDraftsOn(ctx, c, a, drafts)
+		return err
+	})
+	return retry, err
+}
+
+// checkDraftsOn is checkDrafts on an open connection.
+func (d *Daemon) checkDraftsOn(ctx context.Context, c *imapclient.Client, a *account, drafts []*store.FollowUp) (retry bool, err error) {
+	sentBox, draftsBox, err := d.folders(ctx, c, a)
 	if err != nil {
 		return false, err
 	}
-	defer c.Close()
-	a.mu.Lock()
-	draftsBox, sentBox := a.drafts, a.sent
-	a.mu.Unlock()
-	if draftsBox == "" || sentBox == "" {
-		fs, err := imapwatch.Discover(ctx, c, a.cfg)
-		if err != nil {
-			return false, err
-		}
-		draftsBox, sentBox = cmpOr(draftsBox, fs.Drafts), cmpOr(sentBox, fs.Sent)
-	}
 	if draftsBox == "" {
-		return false, fmt.Errorf("account %s: no Drafts folder found", a.cfg.Name)
+		return false, errNoFolder(a, "Drafts")
 	}
 	h := d.house
 	for _, f := range drafts {
