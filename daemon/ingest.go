@@ -691,16 +691,26 @@ func (d *Daemon) candidates(ids []string, addrs []message.Address, domains bool)
 	return out, nil
 }
 
+// openFollowUp returns the non-terminal follow-up tracking msgid itself
+// (not one whose reminder has that id), or nil.
+func (d *Daemon) openFollowUp(msgid string) (*store.FollowUp, error) {
+	f, err := d.db.ByMessageID(msgid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if f.MessageID != msgid || f.State.Terminal() {
+		return nil, nil
+	}
+	return f, nil
+}
+
 // stopByFolder: a tracked message found in the Stop folder stops its follow-up.
 func (d *Daemon) stopByFolder(rec *message.Record) error {
-	f, err := d.db.ByMessageID(rec.MessageID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
+	f, err := d.openFollowUp(rec.MessageID)
+	if f == nil || err != nil {
 		return err
-	}
-	if f.MessageID != rec.MessageID || f.State.Terminal() {
-		return nil
 	}
 	d.terminal(f, store.EvStop, d.clk.Now(), "moved to "+rec.Mailbox+" by the sender", "stopped")
 	return nil
@@ -718,14 +728,9 @@ func (d *Daemon) stopIfFlagged(a *account, rec *message.Record) error {
 	default:
 		return nil
 	}
-	f, err := d.db.ByMessageID(rec.MessageID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
+	f, err := d.openFollowUp(rec.MessageID)
+	if f == nil || err != nil {
 		return err
-	}
-	if f.MessageID != rec.MessageID || f.State.Terminal() {
-		return nil
 	}
 	d.terminal(f, store.EvStop, d.clk.Now(), "marked "+flag+" by the sender", "stopped")
 	return nil
