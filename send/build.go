@@ -68,40 +68,55 @@ func Build(r *Reminder) ([]byte, error) {
 		return nil, errors.New("send: reminder has no date")
 	}
 
-	m := mail.NewMsg(mail.WithNoDefaultUserAgent()) // UTF-8, quoted-printable
-	from, err := mailAddress(r.From)
+	m, err := newMsg(r.From, r.To, r.Cc, r.Subject, r.MessageID, r.Date)
+	if err != nil {
+		return nil, err
+	}
+	m.SetGenHeader(mail.HeaderInReplyTo, "<"+r.InReplyTo+">")
+	m.SetGenHeader(mail.HeaderReferences, formatReferences(r.References, r.InReplyTo))
+	m.SetGenHeader(mail.Header(message.OwnHeader), fmt.Sprintf("id=%d; step=%d", r.FollowUpID, r.Step))
+	return finishMsg(m, r.Text, r.HTML, "reminder "+r.MessageID)
+}
+
+// newMsg starts a go-mail message with the envelope headers every message
+// followupd writes shares: From (display name encoded), To, Cc, a one-line
+// Subject, our Message-ID and Date. UTF-8, quoted-printable, no User-Agent.
+func newMsg(from message.Address, to, cc []message.Address, subject, msgID string, date time.Time) (*mail.Msg, error) {
+	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	fa, err := mailAddress(from)
 	if err != nil {
 		return nil, fmt.Errorf("send: From: %w", err)
 	}
-	m.FromMailAddress(from)
-	for _, a := range r.To {
+	m.FromMailAddress(fa)
+	for _, a := range to {
 		ma, err := mailAddress(a)
 		if err != nil {
 			return nil, fmt.Errorf("send: To: %w", err)
 		}
 		m.AddToMailAddress(ma)
 	}
-	for _, a := range r.Cc {
+	for _, a := range cc {
 		ma, err := mailAddress(a)
 		if err != nil {
 			return nil, fmt.Errorf("send: Cc: %w", err)
 		}
 		m.AddCcMailAddress(ma)
 	}
-	m.Subject(oneLine(r.Subject))
-	m.SetMessageIDWithValue(r.MessageID)
-	m.SetDateWithValue(r.Date)
-	m.SetGenHeader(mail.HeaderInReplyTo, "<"+r.InReplyTo+">")
-	m.SetGenHeader(mail.HeaderReferences, formatReferences(r.References, r.InReplyTo))
-	m.SetGenHeader(mail.Header(message.OwnHeader), fmt.Sprintf("id=%d; step=%d", r.FollowUpID, r.Step))
-	m.SetBodyString(mail.TypeTextPlain, r.Text)
-	if strings.TrimSpace(r.HTML) != "" {
-		m.AddAlternativeString(mail.TypeTextHTML, r.HTML)
-	}
+	m.Subject(oneLine(subject))
+	m.SetMessageIDWithValue(msgID)
+	m.SetDateWithValue(date)
+	return m, nil
+}
 
+// finishMsg adds the text (and optional HTML alternative) body and writes m.
+func finishMsg(m *mail.Msg, text, html, what string) ([]byte, error) {
+	m.SetBodyString(mail.TypeTextPlain, text)
+	if strings.TrimSpace(html) != "" {
+		m.AddAlternativeString(mail.TypeTextHTML, html)
+	}
 	var buf bytes.Buffer
 	if _, err := m.WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("send: writing reminder %s: %w", r.MessageID, err)
+		return nil, fmt.Errorf("send: writing %s: %w", what, err)
 	}
 	return buf.Bytes(), nil
 }

@@ -1,7 +1,6 @@
 package send
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,29 +50,10 @@ func BuildMessage(m *Message) ([]byte, error) {
 	if m.Date.IsZero() {
 		return nil, errors.New("send: message has no date")
 	}
-	g := mail.NewMsg(mail.WithNoDefaultUserAgent())
-	from, err := mailAddress(m.From)
+	g, err := newMsg(m.From, m.To, m.Cc, m.Subject, m.MessageID, m.Date)
 	if err != nil {
-		return nil, fmt.Errorf("send: From: %w", err)
+		return nil, err
 	}
-	g.FromMailAddress(from)
-	for _, a := range m.To {
-		ma, err := mailAddress(a)
-		if err != nil {
-			return nil, fmt.Errorf("send: To: %w", err)
-		}
-		g.AddToMailAddress(ma)
-	}
-	for _, a := range m.Cc {
-		ma, err := mailAddress(a)
-		if err != nil {
-			return nil, fmt.Errorf("send: Cc: %w", err)
-		}
-		g.AddCcMailAddress(ma)
-	}
-	g.Subject(oneLine(m.Subject))
-	g.SetMessageIDWithValue(m.MessageID)
-	g.SetDateWithValue(m.Date)
 	kind := oneLine(m.Kind)
 	if kind == "" {
 		kind = "notice"
@@ -81,15 +61,7 @@ func BuildMessage(m *Message) ([]byte, error) {
 	g.SetGenHeader(mail.Header(message.OwnHeader), "kind="+kind)
 	// RFC 3834 §5: machine-generated; keeps vacation responders quiet.
 	g.SetGenHeader(mail.Header("Auto-Submitted"), "auto-generated")
-	g.SetBodyString(mail.TypeTextPlain, m.Text)
-	if strings.TrimSpace(m.HTML) != "" {
-		g.AddAlternativeString(mail.TypeTextHTML, m.HTML)
-	}
-	var buf bytes.Buffer
-	if _, err := g.WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("send: writing message %s: %w", m.MessageID, err)
-	}
-	return buf.Bytes(), nil
+	return finishMsg(g, m.Text, m.HTML, "message "+m.MessageID)
 }
 
 // SubmitMessage sends raw (from BuildMessage) to m's To and Cc with envelope
