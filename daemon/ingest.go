@@ -95,9 +95,16 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 				}
 				continue
 			}
-			// Known: only its location (and flags) are new.
-			if rec.Role == message.RoleStop {
+			// Known: only its location (and flags) are new. A flag set
+			// while we were away arrives this way after a UIDVALIDITY
+			// change (no flag resync then); both stops are idempotent.
+			switch rec.Role {
+			case message.RoleStop:
 				if err := d.stopByFolder(rec); err != nil {
+					return err
+				}
+			case message.RoleSent:
+				if err := d.stopIfFlagged(a, rec); err != nil {
 					return err
 				}
 			}
@@ -245,12 +252,15 @@ func (d *Daemon) ingestSent(a *account, rec *message.Record) error {
 	if err != nil {
 		return err
 	}
-	if !created {
-		return nil
+	if created {
+		log.Info("tracked", "rule", v.Rule, "id", f.ID, "due", f.Due, "reasons", v.Reasons)
+		d.emit(Event{Account: a.cfg.Name, FollowUp: f.ID, MessageID: f.MessageID, Kind: "tracked", Step: 1,
+			Text: fmt.Sprintf("%s %q to %s tracked by rule %s; step 1 due %s", kindOr(kind), f.Subject, addrs(f.To), v.Rule, f.Due.In(a.cal.Location()).Format("Mon 02 Jan 15:04:05"))})
+	} else if f.State != store.StateWaiting || f.Step != 1 {
+		return nil // tracked earlier and already under way
 	}
-	log.Info("tracked", "rule", v.Rule, "id", f.ID, "due", f.Due, "reasons", v.Reasons)
-	d.emit(Event{Account: a.cfg.Name, FollowUp: f.ID, MessageID: f.MessageID, Kind: "tracked", Step: 1,
-		Text: fmt.Sprintf("%s %q to %s tracked by rule %s; step 1 due %s", kindOr(kind), f.Subject, addrs(f.To), v.Rule, f.Due.In(a.cal.Location()).Format("Mon 02 Jan 15:04:05"))})
+	// Also when tracked before (a crash or error between Track and these
+	// checks left them undone; they are idempotent):
 	// An answer may have been synced before its offer (Inbox and Sent sync
 	// concurrently, and across accounts): apply what the store already knows.
 	if done, err := d.applyKnownAnswers(a, f); err != nil || done {
@@ -259,7 +269,7 @@ func (d *Daemon) ingestSent(a *account, rec *message.Record) error {
 	if rec.HasFlag(`\Flagged`) || (a.cfg.Folders.StopKeyword != "" && rec.HasFlag(a.cfg.Folders.StopKeyword)) {
 		return d.stopIfFlagged(a, rec)
 	}
-	d.sched.Set(f.ID, f.Due)
+	d.reschedule(f)
 	return nil
 }
 
@@ -424,7 +434,10 @@ func (d *Daemon) ingestIncoming(a *account, rec *message.Record) error {
 	}
 	v, in, err := d.incomingVerdict(a, rec)
 	if err != nil {
-		return err
+		// The classifier failed on this message (recordIncoming already
+		// logged it): skip it, so it is stored and the folder goes on
+		// instead of refetching the same batch for ever.
+		return nil
 	}
 	if err := d.db.PutIncoming(in); err != nil {
 		return err
@@ -463,7 +476,9 @@ func (d *Daemon) applyIncoming(a *account, rec *message.Record, v classify.Verdi
 			if v.AddressGone {
 				reason = "address no longer in use: " + strings.Join(v.FailedRecipients, ", ") + ": " + strings.Join(v.Reasons, "; ")
 			}
-			d.terminal(f, store.EvBounce, now, reason, "bounced")
+			if _, err := d.terminal(f, store.EvBounce, now, reason, "bounced"); err != nil {
+				return err
+			}
 		case classify.KindAutoReply:
 			ok, why := d.cls.Answers(rec, candidate(f), opt)
 			if !ok {
@@ -479,7 +494,11 @@ func (d *Daemon) applyIncoming(a *account, rec *message.Record, v classify.Verdi
 			if len(rec.From) > 0 {
 				who = rec.From[0].Addr
 			}
-			if d.terminal(f, store.EvAnswer, now, "answered by "+who+" ("+why+") "+rec.MessageID, "answered") {
+			applied, err := d.terminal(f, store.EvAnswer, now, "answered by "+who+" ("+why+") "+rec.MessageID, "answered")
+			if err != nil {
+				return err // the batch is not acknowledged: the answer is retried
+			}
+			if applied {
 				d.observeAnswer(f.Account, rec, now)
 			}
 		}
@@ -488,8 +507,10 @@ func (d *Daemon) applyIncoming(a *account, rec *message.Record, v classify.Verdi
 }
 
 // terminal moves f to a terminal state by ev, cancelling any pending step;
-// it reports whether it did.
-func (d *Daemon) terminal(f *store.FollowUp, ev store.Event, now time.Time, reason, kind string) bool {
+// it reports whether it did. A move the state machine refuses (already
+// terminal) is no error; a store failure is, so the caller does not
+// acknowledge the message and it is processed again after a reconnect.
+func (d *Daemon) terminal(f *store.FollowUp, ev store.Event, now time.Time, reason, kind string) (bool, error) {
 	nf, err := d.db.Transition(f.ID, ev, now, reason, func(f *store.FollowUp) error {
 		switch ev {
 		case store.EvAnswer:
@@ -504,16 +525,16 @@ func (d *Daemon) terminal(f *store.FollowUp, ev store.Event, now time.Time, reas
 		f.Due = time.Time{}
 		return nil
 	})
+	if isBadTransition(err) || errors.Is(err, store.ErrNoChange) {
+		return false, nil
+	}
 	if err != nil {
-		if !isBadTransition(err) && !errors.Is(err, store.ErrNoChange) {
-			d.log.Error("recording "+kind, "id", f.ID, "err", err)
-		}
-		return false
+		return false, fmt.Errorf("recording %s of follow-up %d: %w", kind, f.ID, err)
 	}
 	d.sched.Cancel(nf.ID)
 	d.log.Info(kind, "account", nf.Account, "id", nf.ID, "msgid", nf.MessageID, "reason", reason)
 	d.emit(Event{Account: nf.Account, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: kind, Step: nf.Step, Text: fmt.Sprintf("%q: %s", nf.Subject, reason)})
-	return true
+	return true, nil
 }
 
 // autoReply applies an out-of-office: ignored, or (rule policy postpone, a
@@ -620,13 +641,13 @@ func (d *Daemon) applyKnownAnswers(a *account, f *store.FollowUp) (bool, error) 
 		switch in.Kind {
 		case classify.KindReply.String():
 			if ok, why := d.cls.Answers(rec, candidate(f), opt); ok {
-				d.terminal(f, store.EvAnswer, d.clk.Now(), "answered by "+in.From+" ("+why+", seen before the offer was indexed) "+in.MessageID, "answered")
-				return true, nil
+				_, err := d.terminal(f, store.EvAnswer, d.clk.Now(), "answered by "+in.From+" ("+why+", seen before the offer was indexed) "+in.MessageID, "answered")
+				return err == nil, err
 			}
 		case classify.KindBounce.String():
 			if bounceMatches(f, in.ThreadIDs, classify.Verdict{FailedRecipients: in.Failed}) {
-				d.terminal(f, store.EvBounce, d.clk.Now(), "bounce: "+strings.Join(in.Failed, ", ")+": "+in.Detail, "bounced")
-				return true, nil
+				_, err := d.terminal(f, store.EvBounce, d.clk.Now(), "bounce: "+strings.Join(in.Failed, ", ")+": "+in.Detail, "bounced")
+				return err == nil, err
 			}
 		case classify.KindAutoReply.String():
 			if ok, why := d.cls.Answers(rec, candidate(f), opt); ok {
@@ -712,8 +733,8 @@ func (d *Daemon) stopByFolder(rec *message.Record) error {
 	if f == nil || err != nil {
 		return err
 	}
-	d.terminal(f, store.EvStop, d.clk.Now(), "moved to "+rec.Mailbox+" by the sender", "stopped")
-	return nil
+	_, err = d.terminal(f, store.EvStop, d.clk.Now(), "moved to "+rec.Mailbox+" by the sender", "stopped")
+	return err
 }
 
 // stopIfFlagged stops the follow-up of a tracked message flagged by its sender.
@@ -732,8 +753,8 @@ func (d *Daemon) stopIfFlagged(a *account, rec *message.Record) error {
 	if f == nil || err != nil {
 		return err
 	}
-	d.terminal(f, store.EvStop, d.clk.Now(), "marked "+flag+" by the sender", "stopped")
-	return nil
+	_, err = d.terminal(f, store.EvStop, d.clk.Now(), "marked "+flag+" by the sender", "stopped")
+	return err
 }
 
 func bounceMatches(f *store.FollowUp, ids []string, v classify.Verdict) bool {
