@@ -66,7 +66,9 @@ func (d *Daemon) step(ctx context.Context, a *account, id uint64) {
 	now := d.clk.Now()
 	f, err := d.db.Get(id)
 	if err != nil {
-		d.log.Error("loading due follow-up", "id", id, "err", err)
+		// A transient store error must not drop the step from the wheel.
+		d.log.Error("loading due follow-up; retrying", "id", id, "err", err)
+		d.sched.Set(id, now.Add(d.opt.RetryBase))
 		return
 	}
 	log := d.log.With("account", a.cfg.Name, "id", id, "msgid", f.MessageID, "rule", f.Rule, "step", f.Step)
@@ -222,8 +224,12 @@ func (d *Daemon) submit(ctx context.Context, a *account, f *store.FollowUp) {
 	}
 	// Intent first (invariant 1): once this commits, the step is never
 	// submitted again without proof that it was not sent.
+	step, id := f.Step, f.ID
 	f, err = d.db.Transition(f.ID, store.EvDue, now, fmt.Sprintf("step %d due (%s)", f.Step, mode), func(f *store.FollowUp) error {
-		if f.State != store.StateWaiting {
+		// Re-check what the pre-send checks took time for: a snooze or
+		// the sender's own follow-up since then moved Due, or the step
+		// changed; then this is not the moment.
+		if f.State != store.StateWaiting || f.Step != step || now.Before(f.Due) {
 			return store.ErrNoChange
 		}
 		f.State = store.StateSending
@@ -231,10 +237,14 @@ func (d *Daemon) submit(ctx context.Context, a *account, f *store.FollowUp) {
 		return nil
 	})
 	if errors.Is(err, store.ErrNoChange) {
+		if f != nil {
+			d.reschedule(f)
+		}
 		return
 	}
 	if err != nil {
-		log.Error("writing send intent", "err", err)
+		log.Error("writing send intent; retrying", "err", err)
+		d.sched.Set(id, now.Add(d.opt.RetryBase))
 		return
 	}
 	d.sched.Cancel(f.ID)
