@@ -385,12 +385,23 @@ func (d *Daemon) draft(ctx context.Context, a *account, f *store.FollowUp, raw [
 		d.rollback(a, f, d.clk.Now(), "appending draft: "+err.Error(), true)
 		return
 	}
+	sendID := f.SendID
 	nf, err := d.db.Transition(f.ID, store.EvDrafted, d.clk.Now(), "reminder placed in Drafts for approval", func(f *store.FollowUp) error {
+		if f.State != store.StateSending || f.SendID != sendID {
+			return store.ErrNoChange // answered or stopped during the APPEND
+		}
 		f.State = store.StateDraft
 		return nil
 	})
 	if err != nil {
-		d.log.Error("recording draft", "id", f.ID, "err", err)
+		if !errors.Is(err, store.ErrNoChange) {
+			d.log.Error("recording draft", "id", f.ID, "err", err)
+		}
+		// Nothing records this draft: take it back out of Drafts so it
+		// cannot be sent after the answer.
+		if derr := d.deleteDrafts(ctx, a, []string{sendID}); derr != nil {
+			d.log.Warn("removing an unrecorded draft", "account", a.cfg.Name, "id", f.ID, "msgid", sendID, "err", derr)
+		}
 		return
 	}
 	d.draftNoted(a.cfg.Name) // before the event: a test may move the clock on it
