@@ -178,6 +178,21 @@ func (s *Stack) DeleteMailbox(user, mailbox string) error {
 // Append saves raw into user's mailbox with the given flags (e.g. `\Seen`),
 // as a mail client saving a sent message to Sent does.
 func (s *Stack) Append(user, mailbox string, raw []byte, flags ...string) error {
+	// QUIRK: right after a folder is deleted and created again, Dovecot 2.3
+	// may refuse an APPEND with "NO Mailbox was deleted under us" while
+	// another session (the daemon's watcher) still holds the old index; a
+	// client simply tries again.
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = s.appendOnce(user, mailbox, raw, flags); err == nil || !strings.Contains(err.Error(), "deleted under us") {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}
+
+func (s *Stack) appendOnce(user, mailbox string, raw []byte, flags []string) error {
 	return s.withIMAP(user, func(c *imapclient.Client) error {
 		opts := &imap.AppendOptions{Time: time.Now()}
 		for _, f := range flags {
