@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -91,6 +92,10 @@ func checkFollowUps(tx *bolt.Tx, add func(string, ...any)) {
 	var n, pending int
 	var maxID uint64
 	fus := map[uint64]*FollowUp{}
+	oldest, oerr := oldestSentTx(tx)
+	if oerr != nil {
+		add("%w", oerr)
+	}
 	_ = tx.Bucket(bucketFU).ForEach(func(k, v []byte) error {
 		n++
 		if len(k) != 8 {
@@ -107,6 +112,9 @@ func checkFollowUps(tx *bolt.Tx, add func(string, ...any)) {
 		fus[id] = f
 		if f.ID != id {
 			add("follow-up %d stored under key %d", f.ID, id)
+		}
+		if oerr == nil && sentNanos(f.SentAt) < oldest {
+			add("follow-up %d sent at %s, before the recorded oldest %s", id, f.SentAt, time.Unix(0, oldest))
 		}
 		if f.MessageID == "" {
 			add("follow-up %d has no message id", id)

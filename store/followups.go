@@ -99,6 +99,9 @@ func trackTx(tx *bolt.Tx, f *FollowUp, at time.Time, reason string) (*FollowUp, 
 	c := *f
 	c.ID = id
 	c.History = append(slices.Clone(f.History), HistoryEntry{At: at, Event: EvTrack, From: StateNone, To: c.State, Step: c.Step, Reason: reason})
+	if err := lowerOldestSentTx(tx, c.SentAt); err != nil {
+		return nil, false, err
+	}
 	if err := tx.Bucket(bucketFUMsgID).Put(mid, u64(id)); err != nil {
 		return nil, false, fmt.Errorf("store: track %q: index: %w", f.MessageID, err)
 	}
