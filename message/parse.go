@@ -540,11 +540,27 @@ func parseDate(s string) (time.Time, error) {
 const SyntheticDomain = "followupd.invalid"
 
 // SyntheticID derives a stable Message-ID for a message that has none:
-// "synthetic.<hex>@followupd.invalid", a hash of Date, From, To and
-// Subject. The first KB of the body is mixed in only when all four are
-// empty: a message is first seen by its header fields alone (sync) and
-// maybe later whole (explain, a bounce read in full), and both must give
-// the same identity (DESIGN invariant 6).
+// "synthetic.<hex>@followupd.invalid", a hash of header fields only.
+//
+// Identity must survive every way the same message is seen again (DESIGN
+// invariant 6): parsed twice, after a UIDVALIDITY change, in two folders
+// (a Gmail label, a copy in the Stop folder), by its header fields alone
+// (sync) and later whole (explain, a bounce whose body is fetched). So
+// nothing of the location (account, mailbox, UIDVALIDITY, UID), the flags,
+// INTERNALDATE or the body counts, nor fields that differ between the Sent
+// copy and a delivered copy (Bcc, Return-Path, List-*). The first KB of the
+// body is mixed in only when Date, From, To and Subject are all empty:
+// then the body is all there is.
+//
+// Date, From, To and Subject alone do not tell apart two bounces from one
+// MAILER-DAEMON in the same second with the same subject, so the fields the
+// origin sets per message are mixed in too: Cc, In-Reply-To and References
+// (the message a DSN cites) and X-Failed-Recipients (the failed address,
+// as Exim, Gmail and Mail.ru write it). Each is added only when present, so
+// a message without any of them keeps the id earlier versions gave it, and
+// a store written by them still knows it after a refetch. Thread-Index is
+// left out: Exchange adds one on delivery to mail that lacks it, so the
+// Sent copy and the delivered copy would differ.
 func SyntheticID(r *Record) string {
 	h := sha256.New()
 	var date string
@@ -566,6 +582,24 @@ func SyntheticID(r *Record) string {
 			b = b[:1024]
 		}
 		fmt.Fprintf(h, "body=%s", b)
+	}
+	// Length-prefixed, so no value can run into the next field.
+	more := func(key, v string) {
+		if v != "" {
+			fmt.Fprintf(h, "%s=%d:%s\x00", key, len(v), v)
+		}
+	}
+	more("cc", addrs(r.Cc))
+	more("in-reply-to", strings.Join(r.InReplyTo, " "))
+	more("references", strings.Join(r.References, " "))
+	if v := r.Headers["X-Failed-Recipients"]; v != "" {
+		// One address per entry, lower-cased: the spelling is no
+		// difference, the addresses are.
+		var failed []string
+		for _, a := range strings.FieldsFunc(strings.ToLower(v), func(c rune) bool { return c == ',' || c == ';' || c == ' ' || c == '\t' }) {
+			failed = append(failed, strings.Trim(a, "<>"))
+		}
+		more("x-failed-recipients", strings.Join(failed, ","))
 	}
 	return "synthetic." + hex.EncodeToString(h.Sum(nil)[:16]) + "@" + SyntheticDomain
 }
