@@ -108,6 +108,7 @@ type Daemon struct {
 	ops   *ops                   // metrics and the control socket (metrics.go, control.go)
 	ready chan struct{}
 	house *housekeeper // summary, draft checks, approval notices (summary.go)
+	hist  *horizon     // what a sync may take for history (horizon.go)
 }
 
 // account is the runtime of one configured mailbox.
@@ -176,6 +177,7 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 	d.opt = opt
 	d.live = &live{changed: make(chan struct{})}
 	d.house = newHousekeeper()
+	d.hist = &horizon{}
 	d.dial = imapwatch.NewDialLimiter(opt.DialConcurrency)
 	cls, err := classify.New(cfg)
 	if err != nil {
@@ -196,6 +198,7 @@ func New(cfg *config.Config, opt Options) (*Daemon, error) {
 		}
 		d.db, d.ownDB = db, true
 	}
+	d.refreshHorizon()
 	d.sched = schedule.NewScheduler(d.clk, d.log)
 	d.ops = newOps(d)
 	return d, nil

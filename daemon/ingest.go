@@ -79,7 +79,9 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 	if err != nil {
 		return err
 	}
-	verdicts, err := d.recordIncoming(a, recs, knownIDs)
+	d.refreshHorizon()
+	hist := d.historyBefore()
+	verdicts, err := d.recordIncoming(a, recs, knownIDs, hist)
 	if err != nil {
 		return err
 	}
@@ -109,6 +111,9 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 				}
 			}
 			continue
+		}
+		if isHistory(rec, hist) {
+			continue // can concern no follow-up (horizon.go): only stored
 		}
 		if v, ok := verdicts[rec]; ok {
 			// Its verdict is stored (recordIncoming): apply it.
@@ -603,6 +608,7 @@ func (d *Daemon) applyKnownAnswers(a *account, f *store.FollowUp) (bool, error) 
 	if err != nil {
 		return false, err
 	}
+	cited := len(ins) // these cite f: written after it, whatever their Date says
 	opt := d.answerOptions()
 	since := f.SentAt.Add(-time.Hour) // Answers applies the exact window
 	domains := map[string]bool{}
@@ -622,8 +628,8 @@ func (d *Daemon) applyKnownAnswers(a *account, f *store.FollowUp) (bool, error) 
 		}
 	}
 	seen := map[string]bool{}
-	for _, in := range ins {
-		if seen[in.MessageID] || in.Date.Before(f.SentAt.Add(-10*time.Minute)) {
+	for i, in := range ins {
+		if seen[in.MessageID] || (i >= cited && in.Date.Before(f.SentAt.Add(-10*time.Minute))) {
 			continue
 		}
 		seen[in.MessageID] = true

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"time"
 
 	"followupd/classify"
 	"followupd/message"
@@ -20,7 +21,10 @@ import (
 //
 // known holds the batch's Message-IDs the store already has (KnownMessages,
 // read once by HandleMessages for both this and its own loop).
-func (d *Daemon) recordIncoming(a *account, recs []*message.Record, known map[string]*message.Record) (map[*message.Record]classify.Verdict, error) {
+//
+// Records that are history by the horizon hist (horizon.go) are left out
+// and not classified: HandleMessages only stores them.
+func (d *Daemon) recordIncoming(a *account, recs []*message.Record, known map[string]*message.Record, hist time.Time) (map[*message.Record]classify.Verdict, error) {
 	var out map[*message.Record]classify.Verdict
 	var ins []store.Incoming
 	for _, rec := range recs {
@@ -33,6 +37,9 @@ func (d *Daemon) recordIncoming(a *account, recs []*message.Record, known map[st
 		}
 		if known[rec.MessageID] != nil {
 			continue // known: HandleMessages skips it
+		}
+		if isHistory(rec, hist) {
+			continue
 		}
 		v, in, err := d.incomingVerdict(a, rec)
 		if err != nil {

@@ -88,6 +88,9 @@ func (d *Daemon) needsBody(rec *message.Record) bool {
 	d.live.mu.RLock()
 	cls := d.live.cls
 	d.live.mu.RUnlock()
+	if isHistory(rec, d.historyBefore()) {
+		return false // not classified at all (horizon.go)
+	}
 	return cls.NeedsBody(rec)
 }
 

@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"sync/atomic"
+	"time"
+
+	"followupd/message"
+)
+
+// historyMargin is how much older than the horizon (below) both of a
+// message's dates must be before it is taken for history. It absorbs a
+// client clock that runs behind, a Date header written before the
+// INTERNALDATE, and time zones written wrong; a real answer is never a week
+// older than what it answers.
+const historyMargin = 7 * 24 * time.Hour
+
+// horizon tells history apart from mail that can matter. A first start
+// against a mailbox of years fetches every header (the store keeps them all,
+// for threading), but most of that mail can concern no follow-up: an offer is
+// only tracked when sent within lookback, every follow-up the store ever held
+// was sent at or after store.OldestSent, and whatever concerns a follow-up
+// (an answer, an auto-reply, a bounce, the sender's own follow-up, our own
+// copy) is written after it. So a Sent or incoming message whose Date and
+// INTERNALDATE are both older than
+//
+//	min(now − lookback, OldestSent) − historyMargin
+//
+// is stored without being classified or applied: no verdict, no tracking, no
+// body fetch. That is most of an initial sync's work (bench/NOTES.md).
+//
+// What stays exact:
+//   - our own messages (followupd.* Message-IDs), Drafts and the Stop folder
+//     are always processed, whatever their dates;
+//   - a message without either date is processed;
+//   - OldestSent covers follow-ups in every state, finished and uncertain ones
+//     included (a late answer still counts for those), so a UIDVALIDITY
+//     change that refetches a folder under a store with old follow-ups
+//     processes everything those could see.
+//
+// It is off in replay (backtest feeds messages at their own time anyway).
+type horizon struct {
+	oldest atomic.Int64 // OldestSent in Unix ns; 0: not known (nothing is history)
+}
+
+// noOldest marks a store without follow-ups in horizon.oldest.
+const noOldest = int64(1<<63 - 1)
+
+// refreshHorizon re-reads the store's OldestSent (once per fetched batch; a
+// read error leaves nothing to be history until the next batch).
+func (d *Daemon) refreshHorizon() {
+	if d.opt.Replay {
+		return
+	}
+	t, ok, err := d.db.OldestSent()
+	switch {
+	case err != nil:
+		d.log.Warn("reading the oldest follow-up; processing every message in full", "err", err)
+		d.hist.oldest.Store(0)
+	case !ok:
+		d.hist.oldest.Store(noOldest)
+	default:
+		d.hist.oldest.Store(max(t.UnixNano(), 1))
+	}
+}
+
+// historyBefore returns the horizon, or the zero time when nothing may be
+// taken for history.
+func (d *Daemon) historyBefore() time.Time {
+	if d.opt.Replay {
+		return time.Time{}
+	}
+	o := d.hist.oldest.Load()
+	if o == 0 {
+		return time.Time{}
+	}
+	h := d.clk.Now().Add(-d.lookback())
+	if o != noOldest && o < h.UnixNano() {
+		h = time.Unix(0, o)
+	}
+	return h.Add(-historyMargin)
+}
+
+// isHistory reports whether rec is history by the horizon h (see horizon).
+func isHistory(rec *message.Record, h time.Time) bool {
+	if h.IsZero() || rec.IsOwn() {
+		return false
+	}
+	switch rec.Role {
+	case message.RoleDrafts, message.RoleStop:
+		return false
+	}
+	latest := rec.Date
+	if rec.Internal.After(latest) {
+		latest = rec.Internal
+	}
+	return !latest.IsZero() && latest.Before(h)
+}

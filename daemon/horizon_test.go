@@ -1,0 +1,100 @@
+package daemon_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"followupd/daemon"
+	"followupd/message"
+	"followupd/store"
+)
+
+// appendAt puts raw into user's mailbox with the given INTERNALDATE.
+func (w *world) appendAt(user, mailbox string, raw []byte, at time.Time, flags ...string) {
+	w.t.Helper()
+	if _, err := w.imap.AppendAt(user, mailbox, raw, at, flags...); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// A first start against a mailbox with months of history stores every
+// message but judges only what can concern a follow-up: an answer to an
+// offer older than lookback is stored without a verdict, while recent
+// answers, and an answer whose Date is wrong but whose INTERNALDATE is
+// recent, still count.
+func TestFirstStartStoresHistoryWithoutJudgingIt(t *testing.T) {
+	start := monday(t)
+	w := newWorld(t, start, seller, client)
+	day := 24 * time.Hour
+
+	old := start.Add(-90 * day)
+	w.appendAt(seller, "Sent", rawMessage("old-offer@seller.test", "", seller, client, "Offer for old pumps", "Offer attached.", old, ""), old, `\Seen`)
+	w.appendAt(seller, "INBOX", rawMessage("old-reply@client.test", "old-offer@seller.test", client, seller, "Re: Offer for old pumps", "Thanks, no.", old.Add(day), ""), old.Add(day))
+
+	recent := start.Add(-1 * day)
+	w.appendAt(seller, "Sent", rawMessage("new-offer@seller.test", "", seller, client, "Offer for new pumps", "Offer attached.", recent, ""), recent, `\Seen`)
+	w.appendAt(seller, "INBOX", rawMessage("new-reply@client.test", "new-offer@seller.test", client, seller, "Re: Offer for new pumps", "We accept.", start.Add(-2*time.Hour), ""), start.Add(-2*time.Hour))
+
+	// The client's clock is two months behind: Date says history, the
+	// server's INTERNALDATE says it arrived an hour ago.
+	w.appendAt(seller, "Sent", rawMessage("skew-offer@seller.test", "", seller, "boris@client.test", "Offer for valves", "Offer attached.", recent, ""), recent, `\Seen`)
+	w.appendAt(seller, "INBOX", rawMessage("skew-reply@client.test", "skew-offer@seller.test", "boris@client.test", seller, "Re: Offer for valves", "Yes.", start.Add(-60*day), ""), start.Add(-time.Hour))
+
+	d, _ := w.run(w.config("", seller))
+	w.expect("answered", "new-offer@seller.test")
+	w.expect("answered", "skew-offer@seller.test")
+	db := d.Store()
+	if _, err := db.ByMessageID("old-offer@seller.test"); err == nil {
+		t.Error("an offer older than lookback was tracked")
+	}
+	for _, id := range []string{"old-offer@seller.test", "old-reply@client.test", "new-reply@client.test", "skew-reply@client.test"} {
+		if _, err := db.Message(id); err != nil {
+			t.Errorf("message %s not stored: %v", id, err)
+		}
+	}
+	if ins, err := db.IncomingByThread([]string{"old-offer@seller.test"}); err != nil || len(ins) != 0 {
+		t.Errorf("history was judged: verdicts %+v, %v", ins, err)
+	}
+	if ins, err := db.IncomingByThread([]string{"new-offer@seller.test"}); err != nil || len(ins) != 1 {
+		t.Errorf("recent answer's verdict: %+v, %v", ins, err)
+	}
+}
+
+// The horizon follows the oldest follow-up the store ever held: a folder
+// synced from scratch (new UIDVALIDITY, a new mailbox) under a store whose
+// follow-up was sent 40 days ago still sees that follow-up's 35-day-old
+// answer, though it is far older than lookback.
+func TestHistoryHorizonFollowsOldestFollowUp(t *testing.T) {
+	start := monday(t)
+	w := newWorld(t, start, seller, client)
+	day := 24 * time.Hour
+	cfg := w.config("", seller)
+
+	sent := start.Add(-40 * day)
+	db, err := store.Open(filepath.Join(cfg.StateDir, daemon.DBFile), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, created, err := db.Track(&store.FollowUp{
+		Account: cfg.Accounts[0].Name, MessageID: "long-offer@seller.test", Rule: "offer", Kind: "offer",
+		Subject: "Offer for a long project", From: message.Address{Addr: seller},
+		To:    []message.Address{{Addr: client}},
+		State: store.StateWaiting, Step: 2, SentAt: sent, LastSent: start.Add(-3 * day), Due: start.Add(2 * day),
+	}, sent, "test")
+	if err != nil || !created {
+		t.Fatalf("track: %v %v", created, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	answered := start.Add(-35 * day)
+	w.appendAt(seller, "INBOX", rawMessage("late-answer@client.test", "long-offer@seller.test", client, seller, "Re: Offer for a long project", "Agreed.", answered, ""), answered)
+
+	d, _ := w.run(cfg)
+	w.expect("answered", "long-offer@seller.test")
+	f, err := d.Store().ByMessageID("long-offer@seller.test")
+	if err != nil || f.State != store.StateAnswered {
+		t.Fatalf("follow-up %+v, %v; want answered", f, err)
+	}
+}
