@@ -472,6 +472,50 @@ func TestBouncesStopTheChain(t *testing.T) {
 	}
 }
 
+// TestBouncesWithoutMessageID: two bounces without Message-ID from one
+// MAILER-DAEMON in the same second, with the same subject, citing no
+// message and differing only in the failed address
+// (testdata/reply/bounce-no-msgid.eml), are two messages: the second is not
+// taken for the first one seen again, and each bounces its own follow-up.
+func TestBouncesWithoutMessageID(t *testing.T) {
+	start := monday(t)
+	w := newWorld(t, start, seller)
+	d, _ := w.run(w.config("", seller))
+	clients := []string{"buyer@client1.test", "buyer@client2.test"}
+	offers := []string{"offer-nm1@seller.test", "offer-nm2@seller.test"}
+	for i, to := range clients {
+		w.send(offer{id: offers[i], from: seller, to: []string{to}, subject: fmt.Sprintf("Offer NM%d", i+1)}, start)
+		w.expect("tracked", offers[i])
+	}
+	var dsnIDs []string
+	for i, to := range clients {
+		raw := loadReply(t, "bounce-no-msgid.eml", vars{"DATE": start.Add(time.Minute).Format(time.RFC1123Z), "TO": seller, "CLIENT": to})
+		rec, err := message.ParseHeader(raw)
+		if err != nil || !rec.SyntheticID {
+			t.Fatalf("bounce %d: id %q synthetic %v, err %v; want a synthetic id", i, rec.MessageID, rec.SyntheticID, err)
+		}
+		dsnIDs = append(dsnIDs, rec.MessageID)
+		// One after the other, as they arrive: the second comes when the
+		// first is stored.
+		w.deliver(seller, raw)
+		w.expect("bounced", offers[i])
+		waitStored(t, d, rec.MessageID)
+	}
+	if dsnIDs[0] == dsnIDs[1] {
+		t.Fatalf("both bounces have the id %s", dsnIDs[0])
+	}
+	for i, to := range clients {
+		if f := followUp(t, d, offers[i]); f.State != store.StateBounced || !strings.Contains(f.Outcome, to) {
+			t.Errorf("%s: state %s outcome %q, want bounced naming %s", offers[i], f.State, f.Outcome, to)
+		}
+	}
+	w.advanceTo(start.Add(8 * 24 * time.Hour))
+	w.quiet("sent", 200*time.Millisecond)
+	if n := len(w.smtp.Messages()); n != 0 {
+		t.Fatalf("%d reminders to bounced addresses", n)
+	}
+}
+
 // TestSenderActions: what the sender does in their own mail client. A draft
 // or a message in Sent is never the client's answer; the sender's own
 // follow-up in the thread restarts the chain; \Flagged, the stop keyword or
