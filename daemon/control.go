@@ -254,13 +254,32 @@ func (b *ctlBackend) Resolve(ctx context.Context, id uint64, r control.ResolveRe
 }
 
 // ApproveReason is the history reason of `followupd approve`.
-const ApproveReason = "approved via CLI: followupd sends the step itself; the draft is removed from Drafts"
+const ApproveReason = "approved via CLI: the draft was removed from Drafts; followupd sends the step itself"
 
-// Approve moves each drafted step back to waiting, due now, marked
-// approved (store.EvApprove): it then goes out through the normal send path
-// (send window, pacing, the server-side reply check, a fresh intent), over
-// SMTP rather than into Drafts (submit honours FollowUp.Approved). The
-// draft itself is deleted so the sender cannot send it a second time.
+// Approve sends drafted steps by the daemon (approval mode). The draft is
+// the sender's to send too, so the two must never both go out. For each
+// step, on one IMAP connection per account:
+//
+//  1. the draft (our Message-ID, f.SendID) is deleted from Drafts first;
+//  2. Sent is searched for it: a copy there means the sender sent it from
+//     the mail client (a client files the Sent copy before it deletes the
+//     draft) and the watcher has not processed it yet, so it is recorded
+//     as the sender's send (draft-sent) and not sent again;
+//  3. only a draft that was found and removed is approved: the step moves
+//     back to waiting, due now, marked approved (store.EvApprove), and goes
+//     out through the normal send path (send window, pacing, the
+//     server-side reply check, a fresh intent) over SMTP, not into Drafts
+//     (submit honours FollowUp.Approved). A draft in neither folder was
+//     deleted by the sender (or edited and sent under another Message-ID):
+//     nothing is sent and the hourly draft check settles it.
+//
+// Deleting before the transition means a failure in between (crash, store
+// error) leaves a drafted step without its draft, which the draft check
+// later skips: a step lost, never a step sent twice. One window stays
+// open: a person pressing Send in the mail client in the same second as
+// the approval, so that the client has submitted the draft over SMTP but
+// not yet filed its Sent copy (nor deleted the draft) when steps 1 and 2
+// run. Nothing on the server tells that moment apart from an unsent draft.
 func (b *ctlBackend) Approve(ctx context.Context, r control.ApproveRequest) (*control.ApproveResult, error) {
 	d := b.d.current()
 	ids := r.IDs
@@ -274,48 +293,159 @@ func (b *ctlBackend) Approve(ctx context.Context, r control.ApproveRequest) (*co
 		}
 	}
 	res := &control.ApproveResult{Approved: []control.FollowUp{}}
-	drafts := map[string][]string{} // account -> draft Message-IDs to delete
+	refuse := func(id uint64, reason string) {
+		res.Refused = append(res.Refused, control.Refusal{ID: id, Reason: reason})
+	}
+	byAcct := map[string][]*store.FollowUp{}
 	for _, id := range ids {
-		now := d.clk.Now()
-		var draftID string
-		nf, err := d.db.Transition(id, store.EvApprove, now, ApproveReason, func(f *store.FollowUp) error {
-			if f.State != store.StateDraft {
-				return errNotDraft
+		f, err := d.db.Get(id)
+		if err == nil && f.State != store.StateDraft {
+			err = errNotDraft
+		}
+		if err == nil && d.accounts[f.Account] == nil {
+			err = errNoAccount
+		}
+		if err != nil {
+			refuse(id, d.ctlErr(id, "approve", err).Error())
+			continue
+		}
+		byAcct[f.Account] = append(byAcct[f.Account], f)
+	}
+	for _, name := range sortedKeys(byAcct) {
+		a, fs := d.accounts[name], byAcct[name]
+		done := 0
+		err := d.withIMAP(ctx, a, func(c *imapclient.Client) error {
+			sentBox, draftsBox, err := d.folders(ctx, c, a)
+			if err != nil {
+				return err
 			}
-			a := d.accounts[f.Account]
-			if a == nil {
-				return errNoAccount
+			if draftsBox == "" {
+				return errNoFolder(a, "Drafts")
 			}
-			draftID = f.SendID
-			f.State = store.StateWaiting
-			f.Approved = f.Step
-			f.Due = a.cal.NextOpen(now)
+			for _, f := range fs {
+				out, err := d.approveOn(ctx, c, a, sentBox, draftsBox, f)
+				if err != nil {
+					return err
+				}
+				done++
+				switch {
+				case out.approved != nil:
+					res.Approved = append(res.Approved, d.ctlFollowUp(out.approved))
+				default:
+					refuse(f.ID, out.refusal)
+				}
+				if out.warning != "" {
+					res.Warnings = append(res.Warnings, out.warning)
+				}
+			}
 			return nil
 		})
 		if err != nil {
-			res.Refused = append(res.Refused, control.Refusal{ID: id, Reason: d.ctlErr(id, "approve", err).Error()})
-			continue
-		}
-		d.reschedule(nf)
-		drafts[nf.Account] = append(drafts[nf.Account], draftID)
-		d.log.Info("approved", "account", nf.Account, "id", id, "msgid", nf.MessageID, "step", nf.Step, "due", nf.Due)
-		d.emit(Event{Account: nf.Account, FollowUp: id, MessageID: nf.MessageID, Kind: "approved", Step: nf.Step, Text: fmt.Sprintf("reminder %d for %q approved; goes out %s", nf.Step, nf.Subject, nf.Due.Format("Mon 02 Jan 15:04"))})
-		res.Approved = append(res.Approved, d.ctlFollowUp(nf))
-	}
-	for _, name := range sortedKeys(drafts) {
-		a := d.accounts[name]
-		if a == nil {
-			continue
-		}
-		if err := d.deleteDrafts(ctx, a, drafts[name]); err != nil {
-			d.log.Warn("removing approved drafts", "account", name, "err", err)
-			res.Warnings = append(res.Warnings, fmt.Sprintf("account %s: the approved drafts could not be removed from Drafts (%v): delete them by hand so they are not sent twice", name, err))
+			d.log.Warn("approving drafts", "account", name, "err", err)
+			for _, f := range fs[done:] {
+				refuse(f.ID, fmt.Sprintf("account %s: the draft could not be taken out of Drafts (%v); nothing was sent, try again", name, err))
+			}
 		}
 	}
 	return res, nil
 }
 
-// deleteDrafts removes the approved drafts (by Message-ID) from a's Drafts.
+// approveOutcome is what approving one drafted step came to: approved (the
+// follow-up after the transition), or refused with a reason.
+type approveOutcome struct {
+	approved *store.FollowUp
+	refusal  string
+	warning  string
+}
+
+// approveOn approves one drafted step on an open connection (see Approve).
+// It returns an error only when the connection failed before anything was
+// decided for f.
+func (d *Daemon) approveOn(ctx context.Context, c *imapclient.Client, a *account, sentBox, draftsBox string, f *store.FollowUp) (approveOutcome, error) {
+	log := d.log.With("account", a.cfg.Name, "id", f.ID, "msgid", f.MessageID, "step", f.Step, "draft", f.SendID)
+	sendID := f.SendID
+	removed, err := imapwatch.DeleteMessageID(ctx, c, draftsBox, sendID)
+	if err != nil {
+		return approveOutcome{}, fmt.Errorf("removing draft %s from %s: %w", sendID, draftsBox, err)
+	}
+	var inSent bool
+	var out approveOutcome
+	if sentBox != "" {
+		if inSent, err = imapwatch.FindMessageID(ctx, c, sentBox, sendID); err != nil {
+			if removed == 0 {
+				return approveOutcome{}, fmt.Errorf("looking for draft %s in %s: %w", sendID, sentBox, err)
+			}
+			// The draft was there and is gone now: the sender had not sent
+			// it, as far as anyone can tell. Approve, but say what was not checked.
+			log.Warn("approving: looking for the draft in Sent failed", "err", err)
+			out.warning = fmt.Sprintf("#%d: Sent could not be searched for the draft (%v); if the sender sent it from the mail client just now, cancel the follow-up", f.ID, err)
+		}
+	}
+	switch {
+	case inSent:
+		if err := d.draftSentBySender(a, f, "approve found draft "+sendID+" in Sent: the sender sent it; not sent again"); err != nil {
+			out.refusal = fmt.Sprintf("the sender already sent this draft (its copy is in Sent), but recording that failed: %v", err)
+			return out, nil
+		}
+		out.refusal = "the sender already sent this draft from the mail client (its copy is in Sent): recorded as sent, not sent again"
+		return out, nil
+	case removed == 0:
+		log.Info("approve: draft neither in Drafts nor in Sent; nothing sent")
+		out.refusal = fmt.Sprintf("%v: %s is neither in %s nor in Sent (deleted, or edited and sent under another Message-ID); nothing was sent", errDraftGone, sendID, draftsBox)
+		return out, nil
+	}
+	now := d.clk.Now()
+	nf, err := d.db.Transition(f.ID, store.EvApprove, now, ApproveReason, func(f *store.FollowUp) error {
+		if f.State != store.StateDraft || f.SendID != sendID {
+			return errNotDraft
+		}
+		f.State = store.StateWaiting
+		f.Approved = f.Step
+		f.Due = a.cal.NextOpen(now)
+		return nil
+	})
+	if err != nil {
+		// The draft is out of Drafts either way: for an answered or
+		// stopped follow-up that is what should happen; otherwise the
+		// draft check finds it missing and skips the step.
+		log.Warn("approve: draft removed, recording the approval failed", "err", err)
+		out.refusal = d.ctlErr(f.ID, "approve", err).Error() + " (its draft was removed from Drafts)"
+		return out, nil
+	}
+	d.reschedule(nf)
+	log.Info("approved", "due", nf.Due)
+	d.emit(Event{Account: nf.Account, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "approved", Step: nf.Step, Text: fmt.Sprintf("reminder %d for %q approved; goes out %s", nf.Step, nf.Subject, nf.Due.Format("Mon 02 Jan 15:04"))})
+	out.approved = nf
+	return out, nil
+}
+
+// draftSentBySender records that the sender sent f's drafted step from the
+// mail client (its copy, our Message-ID, is in Sent): draft-sent, the
+// chain moves on. The same transition as the watcher's (ownCopySeen), for
+// when the copy is found before the watcher processed it.
+func (d *Daemon) draftSentBySender(a *account, f *store.FollowUp, reason string) error {
+	sendID, step := f.SendID, f.Step
+	now := d.clk.Now()
+	nf, err := d.db.Transition(f.ID, store.EvDraftSent, now, reason, func(f *store.FollowUp) error {
+		if f.State != store.StateDraft || f.SendID != sendID {
+			return store.ErrNoChange // recorded meanwhile (the watcher), or answered
+		}
+		return d.advance(a, f, now)
+	})
+	if errors.Is(err, store.ErrNoChange) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recording draft %s as sent by the sender: %w", sendID, err)
+	}
+	d.log.Info("draft sent by the sender", "account", a.cfg.Name, "id", nf.ID, "step", step, "next", nf.State)
+	d.emit(Event{Account: a.cfg.Name, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "sent", Step: step,
+		Text: fmt.Sprintf("reminder %d for %q sent by the sender from Drafts", step, nf.Subject)})
+	d.reschedule(nf)
+	return nil
+}
+
+// deleteDrafts removes drafts (by Message-ID) from a's Drafts.
 func (d *Daemon) deleteDrafts(ctx context.Context, a *account, msgids []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -348,6 +478,7 @@ var (
 	errNotUncertain = errors.New("only an uncertain step can be resolved")
 	errNotDraft     = errors.New("only a drafted step (state draft, approval mode) can be approved")
 	errNoAccount    = errors.New("its account is no longer configured")
+	errDraftGone    = errors.New("draft gone")
 )
 
 // ctlErr explains a failed control transition: not found, refused by the

@@ -34,6 +34,9 @@ type world struct {
 	loc    *time.Location
 	users  map[string]string
 	seen   []daemon.Event // events received but not yet expected
+	// proxy, when set (withProxy), stands between the daemon and the IMAP
+	// server; the test itself still reaches the server directly (w.imap).
+	proxy *imapProxy
 }
 
 const pw = "secret"
@@ -62,10 +65,21 @@ func newWorld(t *testing.T, start time.Time, users ...string) *world {
 	return w
 }
 
+// withProxy puts an imapProxy between the daemon and the IMAP server, for
+// configs built from now on.
+func (w *world) withProxy() *imapProxy {
+	w.proxy = newIMAPProxy(w.t, w.imap.Addr())
+	return w.proxy
+}
+
 // config builds a config for the given senders with the standard rules.
 func (w *world) config(extra string, senders ...string) *config.Config {
 	w.t.Helper()
-	host, port := splitAddr(w.imap.Addr())
+	addr := w.imap.Addr()
+	if w.proxy != nil {
+		addr = w.proxy.Addr()
+	}
+	host, port := splitAddr(addr)
 	shost, sport := splitAddr(w.smtp.Addr())
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir = %q\ntime_zone = %q\ncalendar = \"ru\"\nsend_window = \"09:00-18:00\"\n%s\n", w.dir, w.loc.String(), extra)
