@@ -100,7 +100,7 @@ func BenchmarkAccounts(b *testing.B) {
 		client  = "last-client@buyer.test"
 	)
 	subj := "Коммерческое предложение для последнего"
-	if err := writeMaildir(dir, 0, [][]byte{offerMsg(last, offerID, subj, client, time.Now().Add(-time.Hour), 10)}, "S"); err != nil {
+	if err := writeMaildir(dir, 0, [][]byte{offerMsg(last, offerID, subj, client, time.Now().Add(-time.Hour), 10)}, nil, "S"); err != nil {
 		b.Fatal(err)
 	}
 	bin, err := buildOnce()

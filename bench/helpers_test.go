@@ -276,12 +276,20 @@ func replyMsg(from, to, msgid, replyID, subject string, at time.Time, bodyLines 
 }
 
 // writeMaildir writes msgs as files of dir/cur with flags (e.g. "S").
-func writeMaildir(dir string, start int, msgs [][]byte, flags string) error {
+// dates, when given, are the messages' arrival times: Dovecot takes a
+// Maildir file's mtime for its INTERNALDATE, so a seeded mailbox has the
+// spread of delivery dates a real one has (nil: now).
+func writeMaildir(dir string, start int, msgs [][]byte, dates []time.Time, flags string) error {
 	for i, m := range msgs {
 		name := fmt.Sprintf("%d.M%dP%d.bench,S=%d:2,%s", 1700000000+start+i, start+i, os.Getpid(), len(m), flags)
 		p := filepath.Join(dir, "cur", name)
 		if err := os.WriteFile(p, m, 0o600); err != nil {
 			return err
+		}
+		if i < len(dates) {
+			if err := os.Chtimes(p, dates[i], dates[i]); err != nil {
+				return err
+			}
 		}
 		if err := os.Chown(p, mailtest.MailUID, mailtest.MailUID); err != nil {
 			return err
@@ -308,6 +316,7 @@ func seedBig(b testing.TB, w *mailWorld, user string, n int, now time.Time) {
 	}
 	half := n / 2
 	var sentMsgs, inMsgs [][]byte
+	var sentDates, inDates []time.Time
 	for i := range half {
 		at := now.Add(-time.Duration(30+rng.IntN(300)) * 24 * time.Hour)
 		if i%100 == 0 {
@@ -316,17 +325,20 @@ func seedBig(b testing.TB, w *mailWorld, user string, n int, now time.Time) {
 		subj := fmt.Sprintf(subjects[i%len(subjects)], i)
 		id := fmt.Sprintf("offer-%d@seller.test", i)
 		sentMsgs = append(sentMsgs, offerMsg(user, id, subj, fmt.Sprintf("client%d@buyer%d.test", i%3000, i%400), at, 12+rng.IntN(25)))
+		sentDates = append(sentDates, at)
 		from := fmt.Sprintf("client%d@buyer%d.test", rng.IntN(3000), rng.IntN(400))
 		if i%3 == 0 {
 			inMsgs = append(inMsgs, replyMsg(from, user, id, fmt.Sprintf("reply-%d@buyer.test", i), subj, at.Add(time.Hour), 12+rng.IntN(25)))
+			inDates = append(inDates, at.Add(time.Hour))
 		} else {
 			inMsgs = append(inMsgs, offerMsg(from, fmt.Sprintf("other-%d@buyer.test", i), fmt.Sprintf(subjects[(i+2)%len(subjects)], i), user, at, 12+rng.IntN(25)))
+			inDates = append(inDates, at)
 		}
 	}
-	if err := writeMaildir(sent, 0, sentMsgs, "S"); err != nil {
+	if err := writeMaildir(sent, 0, sentMsgs, sentDates, "S"); err != nil {
 		b.Fatal(err)
 	}
-	if err := writeMaildir(inbox, half, inMsgs, ""); err != nil {
+	if err := writeMaildir(inbox, half, inMsgs, inDates, ""); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("seeded %d messages into %s's Sent and INBOX in %v", 2*half, user, time.Since(t0).Round(time.Millisecond))

@@ -97,7 +97,7 @@ func BenchmarkAnswerLatency(b *testing.B) {
 			offers[u] = append(offers[u], o)
 			msgs = append(msgs, offerMsg(u, o.id, o.subj, o.client, now.Add(-2*time.Hour), 20))
 		}
-		if err := writeMaildir(dir, ai*1000, msgs, "S"); err != nil {
+		if err := writeMaildir(dir, ai*1000, msgs, nil, "S"); err != nil {
 			b.Fatal(err)
 		}
 	}
