@@ -287,6 +287,14 @@ func parseAddressList(dec *mime.WordDecoder, s string) (list []Address, complete
 	if s == "" {
 		return nil, true
 	}
+	if list, ok := fastAddressList(dec, s); ok {
+		return list, true
+	}
+	return slowAddressList(dec, s)
+}
+
+// slowAddressList is parseAddressList by net/mail, with the fallbacks.
+func slowAddressList(dec *mime.WordDecoder, s string) (list []Address, complete bool) {
 	p := mail.AddressParser{WordDecoder: dec}
 	if utf8.ValidString(s) {
 		if got, err := p.ParseList(s); err == nil {
