@@ -102,6 +102,9 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 			// change (no flag resync then); both stops are idempotent.
 			switch rec.Role {
 			case message.RoleStop:
+				if err := d.rememberStopSighting(a, rec, known); err != nil {
+					return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
+				}
 				if err := d.stopByFolder(rec); err != nil {
 					return err
 				}
@@ -130,6 +133,30 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 	fresh, err := put(d.db, recs)
 	if err != nil {
 		return err
+	}
+	// A Stop copy seen for the first time was looked up (stopByFolder)
+	// before its record was stored, and its Sent copy may have been tracked
+	// in between by the Sent folder's goroutine, which found no Stop record
+	// yet (stopIfSeenInStop). Look again now that the record is stored:
+	// one of the two sees the other's commit, so the follow-up is stopped.
+	// When another folder's copy (INBOX, synced concurrently) was stored
+	// first, the stored record names that folder: remember the sighting.
+	for i, rec := range recs {
+		if rec.Role != message.RoleStop || knownIDs[rec.MessageID] != nil {
+			continue
+		}
+		if i >= len(fresh) || !fresh[i] {
+			stored, err := d.db.Message(rec.MessageID)
+			if err != nil {
+				return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
+			}
+			if err := d.rememberStopSighting(a, rec, stored); err != nil {
+				return fmt.Errorf("processing %s in %s: %w", rec.MessageID, rec.Mailbox, err)
+			}
+		}
+		if err := d.stopByFolder(rec); err != nil {
+			return err
+		}
 	}
 	d.observeBatch(a, recs, fresh)
 	return nil
@@ -269,6 +296,11 @@ func (d *Daemon) ingestSent(a *account, rec *message.Record) error {
 	// An answer may have been synced before its offer (Inbox and Sent sync
 	// concurrently, and across accounts): apply what the store already knows.
 	if done, err := d.applyKnownAnswers(a, f); err != nil || done {
+		return err
+	}
+	// The sender may have put it in a Stop folder before its Sent copy was
+	// seen (Gmail labels; a first start syncs the folders concurrently).
+	if done, err := d.stopIfSeenInStop(f); err != nil || done {
 		return err
 	}
 	if rec.HasFlag(`\Flagged`) || (a.cfg.Folders.StopKeyword != "" && rec.HasFlag(a.cfg.Folders.StopKeyword)) {
@@ -741,6 +773,86 @@ func (d *Daemon) stopByFolder(rec *message.Record) error {
 	}
 	_, err = d.terminal(f, store.EvStop, d.clk.Now(), "moved to "+rec.Mailbox+" by the sender", "stopped")
 	return err
+}
+
+// metaStopSeen prefixes the store.Meta key (metaStopSeen + Message-ID ->
+// mailbox) of a Stop-folder sighting that the stored record does not show
+// (rememberStopSighting).
+const metaStopSeen = "stop-seen/"
+
+// rememberStopSighting keeps the Stop-folder sighting of a message whose
+// stored record names another folder (its first sighting: an INBOX copy
+// to self, the Bcc to an opt-in plus address, a Gmail message in INBOX,
+// Sent and the Stop label at once) and that is not tracked yet: its Sent
+// copy may still come, and stopIfSeenInStop must then find it. A message
+// first seen in a Stop folder needs nothing: its stored record says so.
+//
+// It is written before stopByFolder looks for the follow-up, and
+// stopIfSeenInStop reads it after Track: each is its own transaction, so
+// whichever runs second sees the other, and a Sent copy tracked meanwhile
+// by the Sent folder's goroutine is stopped either way.
+func (d *Daemon) rememberStopSighting(a *account, rec, known *message.Record) error {
+	switch {
+	case known.Role == message.RoleStop:
+		return nil // the stored record says so
+	case known.Role == message.RoleSent && known.Account == rec.Account:
+		return nil // its Sent copy was judged already: stopByFolder decides
+	case rec.IsOwn() || !(d.fromUs(a, rec) || d.fromTeam(rec)):
+		return nil // never tracked, so nothing to stop
+	}
+	if f, err := d.db.ByMessageID(rec.MessageID); err == nil && f.MessageID == rec.MessageID {
+		return nil // tracked already: stopByFolder stops it, if it still runs
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	key := metaStopSeen + rec.MessageID
+	if _, err := d.db.Meta(key); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("reading the Stop-folder sighting: %w", err)
+	}
+	if err := d.db.PutMeta(key, []byte(rec.Mailbox)); err != nil {
+		return fmt.Errorf("remembering the Stop-folder sighting: %w", err)
+	}
+	return nil
+}
+
+// stopIfSeenInStop stops a newly tracked (or re-tracked) f whose message was
+// seen in a Stop folder before its Sent copy: first seen there (the stored
+// record), or there after another folder (rememberStopSighting). It reports
+// whether f was stopped, or could not be (already terminal). The Stop
+// folder of any account counts, as stopByFolder's does for a later move.
+func (d *Daemon) stopIfSeenInStop(f *store.FollowUp) (bool, error) {
+	key := metaStopSeen + f.MessageID
+	var mailbox string
+	remembered := false
+	stored, err := d.db.Message(f.MessageID)
+	switch {
+	case err == nil && stored.Role == message.RoleStop:
+		mailbox = stored.Mailbox
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return false, fmt.Errorf("looking for a Stop-folder copy: %w", err)
+	default:
+		v, err := d.db.Meta(key)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		} else if err != nil {
+			return false, fmt.Errorf("looking for a Stop-folder sighting: %w", err)
+		}
+		mailbox, remembered = string(v), true
+	}
+	stopped, err := d.terminal(f, store.EvStop, d.clk.Now(), "moved to "+mailbox+" by the sender (seen there before its Sent copy)", "stopped")
+	if err != nil {
+		return false, err
+	}
+	if stopped && remembered {
+		// Done with: the follow-up is terminal, a later sighting cannot
+		// restart it. A failure only leaves a small key behind.
+		if err := d.db.PutMeta(key, nil); err != nil {
+			d.log.Warn("removing a used Stop-folder sighting", "msgid", f.MessageID, "err", err)
+		}
+	}
+	return true, nil
 }
 
 // stopIfFlagged stops the follow-up of a tracked message flagged by its sender.

@@ -613,6 +613,95 @@ func TestSenderActions(t *testing.T) {
 	}
 }
 
+// waitSynced waits (real time) until the daemon has processed and stored
+// mailbox up to uid: the sync state is committed with the batch's records,
+// after the batch was processed.
+func waitSynced(t *testing.T, d *daemon.Daemon, account, mailbox string, uid uint32) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if st, err := d.Store().SyncState(account, mailbox); err == nil && st.LastUID >= uid {
+			return
+		}
+	}
+	t.Fatalf("%s/%s not synced to uid %d within 10s", account, mailbox, uid)
+}
+
+// TestStopFolderBeforeSent: the sender's message found in the Stop folder
+// before its Sent copy is tracked (Gmail labels put one message in INBOX,
+// Sent and Stop at once; a first start syncs the folders in any order)
+// still stops the follow-up when the Sent copy is tracked, also across a
+// restart in between, and also when a copy in the INBOX (Cc to self) was
+// seen before both. A different message in the Stop folder stops nothing.
+func TestStopFolderBeforeSent(t *testing.T) {
+	start := monday(t)
+	const stopFolder = "Followup/Stop"
+	tests := []struct {
+		name    string
+		inbox   bool // a copy in the INBOX is seen first
+		restart bool // the daemon restarts before the Sent copy is filed
+		other   bool // the Stop folder holds another message, not this one
+	}{
+		{name: "Stop copy first"},
+		{name: "Stop copy first, restart", restart: true},
+		{name: "INBOX copy, then Stop copy", inbox: true},
+		{name: "INBOX copy, then Stop copy, restart", inbox: true, restart: true},
+		{name: "another message in Stop", other: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, start, seller)
+			if err := w.imap.CreateMailbox(seller, stopFolder); err != nil {
+				t.Fatal(err)
+			}
+			cfg := w.config("", seller)
+			cfg.Accounts[0].Folders.Stop = stopFolder
+			acct := cfg.Accounts[0].Name
+			d, stop := w.run(cfg)
+			o := offer{id: "offer-sb@seller.test", from: seller, to: []string{client}, cc: []string{seller}, subject: "Коммерческое предложение СБ1"}
+			if tc.inbox {
+				uid, err := w.imap.AppendAt(seller, "INBOX", o.raw(start), time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				waitSynced(t, d, acct, "INBOX", uid)
+			}
+			inStop := o
+			if tc.other {
+				inStop.id, inStop.subject = "other-sb@seller.test", "Коммерческое предложение СБ2"
+			}
+			uid, err := w.imap.AppendAt(seller, stopFolder, inStop.raw(start), time.Time{}, `\Seen`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitSynced(t, d, acct, stopFolder, uid)
+			if tc.restart {
+				stop()
+				d, _ = w.run(cfg)
+			}
+			w.send(o, start)
+			w.expect("tracked", o.id)
+			if tc.other {
+				w.advanceTo(start.Add(3 * 24 * time.Hour))
+				w.expect("sent", o.id)
+				w.quiet("stopped", 50*time.Millisecond)
+				return
+			}
+			ev := w.expect("stopped", o.id)
+			if !strings.Contains(ev.Text, stopFolder) {
+				t.Errorf("stopped event %q does not name the Stop folder", ev.Text)
+			}
+			if f := followUp(t, d, o.id); f.State != store.StateStopped || !strings.Contains(f.Outcome, stopFolder) {
+				t.Errorf("state %s outcome %q, want stopped by %s", f.State, f.Outcome, stopFolder)
+			}
+			w.advanceTo(start.Add(8 * 24 * time.Hour))
+			w.quiet("sent", 200*time.Millisecond)
+			if n := len(w.smtp.Messages()); n != 0 {
+				t.Fatalf("%d reminders for a message the sender put in the Stop folder", n)
+			}
+		})
+	}
+}
+
 // TestOptIn: a copy to the sender's own plus address (ivan+fu2d@) tracks a
 // message no rule matches, with that delay, and the reminder goes to the
 // original recipients only, never to the plus address.
