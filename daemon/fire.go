@@ -91,6 +91,12 @@ func (d *Daemon) step(ctx context.Context, a *account, id uint64) {
 		d.reschedule(nf)
 		return
 	case store.StateWaiting:
+	case store.StateSending:
+		// Only a step whose outcome could not be settled is scheduled in
+		// sending (recoverStep); none is in flight here, since this
+		// goroutine is the account's only sender.
+		d.recoverStep(ctx, a, f, "looking again", false)
+		return
 	default:
 		return // answered, stopped, ... since it was scheduled
 	}
@@ -380,13 +386,42 @@ func (d *Daemon) failPermanent(f *store.FollowUp, now time.Time, reason string) 
 }
 
 // draft places the reminder in the sender's Drafts (approval mode).
+//
+// A draft must exist at most once per step: the sender can send every copy.
+// An APPEND that fails may still have landed (the reply was lost, or a slow
+// server stored it after the timeout), so a failed APPEND is never simply
+// rolled back: the step's own Message-ID is looked up in Drafts and Sent
+// first (draftOutcome), and while that cannot be done the step stays in
+// sending and is looked up again. Before a step is drafted again, the
+// drafts of its earlier attempts are swept out of Drafts (sweepDrafts), for
+// a copy that landed after the look-up.
 func (d *Daemon) draft(ctx context.Context, a *account, f *store.FollowUp, raw []byte) {
-	if err := d.appendCopy(ctx, a, "Drafts", raw, []string{`\Draft`}); err != nil {
-		d.rollback(a, f, d.clk.Now(), "appending draft: "+err.Error(), true)
+	log := d.log.With("account", a.cfg.Name, "id", f.ID, "msgid", f.MessageID, "step", f.Step, "send_id", f.SendID)
+	sentAs, err := d.sweepDrafts(ctx, a, f)
+	if err != nil {
+		// Nothing of this attempt was appended yet: a plain retry.
+		d.rollback(a, f, d.clk.Now(), "removing earlier drafts of the step: "+err.Error(), true)
 		return
 	}
+	if sentAs != "" {
+		log.Info("an earlier draft of this step was sent by the sender; not drafted again", "sent_as", sentAs)
+		d.completed(a, f, store.EvSent, fmt.Sprintf("step %d was sent by the sender as %s, the draft of an earlier attempt (found in Sent); %s not drafted", f.Step, sentAs, f.SendID), "sent")
+		return
+	}
+	if err := d.appendCopy(ctx, a, "Drafts", raw, []string{`\Draft`}); err != nil {
+		log.Warn("appending draft failed; looking for it in Drafts and Sent", "err", err)
+		d.draftOutcome(ctx, a, f, "appending draft: "+err.Error(), false)
+		return
+	}
+	d.recordDrafted(ctx, a, f, "reminder placed in Drafts for approval")
+}
+
+// recordDrafted records f's step as drafted (its copy is in Drafts). When
+// the follow-up was answered or stopped meanwhile, nothing records the
+// draft, so it is taken back out of Drafts.
+func (d *Daemon) recordDrafted(ctx context.Context, a *account, f *store.FollowUp, reason string) {
 	sendID := f.SendID
-	nf, err := d.db.Transition(f.ID, store.EvDrafted, d.clk.Now(), "reminder placed in Drafts for approval", func(f *store.FollowUp) error {
+	nf, err := d.db.Transition(f.ID, store.EvDrafted, d.clk.Now(), reason, func(f *store.FollowUp) error {
 		if f.State != store.StateSending || f.SendID != sendID {
 			return store.ErrNoChange // answered or stopped during the APPEND
 		}
@@ -406,6 +441,124 @@ func (d *Daemon) draft(ctx context.Context, a *account, f *store.FollowUp, raw [
 	}
 	d.draftNoted(a.cfg.Name) // before the event: a test may move the clock on it
 	d.emit(Event{Account: a.cfg.Name, FollowUp: nf.ID, MessageID: nf.MessageID, Kind: "drafted", Step: nf.Step, Text: fmt.Sprintf("reminder %d for %q waits in Drafts", nf.Step, nf.Subject)})
+}
+
+// draftOutcome settles a step in sending whose draft may or may not have
+// been appended (a failed APPEND; a restart after an intent without the
+// submitting mark): its own Message-ID in Drafts -> drafted; in Sent -> the
+// sender sent it; in neither -> provably not there, retried (restart: at
+// once, else with backoff). When the folders cannot be searched the step
+// stays in sending and the look-up is repeated after RetryBase (step
+// handles it): a retry now could leave two drafts.
+func (d *Daemon) draftOutcome(ctx context.Context, a *account, f *store.FollowUp, why string, restart bool) {
+	log := d.log.With("account", a.cfg.Name, "id", f.ID, "msgid", f.MessageID, "step", f.Step, "send_id", f.SendID)
+	where, err := d.findOwnCopy(ctx, a, f.SendID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // stopping: the restart looks again
+		}
+		retry := d.clk.Now().Add(d.opt.RetryBase)
+		log.Warn("cannot tell whether the step is in Drafts or Sent; it stays in sending, looking again later", "why", why, "retry_at", retry, "err", err)
+		d.sched.Set(f.ID, retry)
+		return
+	}
+	switch where {
+	case "Drafts":
+		log.Info("the step's draft is in Drafts after all", "why", why)
+		d.recordDrafted(ctx, a, f, why+"; the draft "+f.SendID+" is in Drafts: recorded as drafted")
+	case "Sent":
+		d.completed(a, f, store.EvSent, why+"; own copy "+f.SendID+" found in Sent", "sent")
+	default:
+		if restart {
+			d.retryNow(a, f, why+"; not in Drafts nor Sent; sending again")
+		} else {
+			d.rollback(a, f, d.clk.Now(), why+"; not in Drafts nor Sent", true)
+		}
+	}
+}
+
+// findOwnCopy looks for one of our Message-IDs in a's Drafts, then Sent,
+// on one connection, and names the folder role it is in ("" for neither).
+func (d *Daemon) findOwnCopy(ctx context.Context, a *account, msgid string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	where := ""
+	err := d.withIMAP(ctx, a, func(c *imapclient.Client) error {
+		sent, drafts, err := d.folders(ctx, c, a)
+		if err != nil {
+			return err
+		}
+		for _, box := range []struct{ role, name string }{{"Drafts", drafts}, {"Sent", sent}} {
+			if box.name == "" {
+				continue
+			}
+			found, err := imapwatch.FindMessageID(ctx, c, box.name, msgid)
+			if err != nil {
+				return err
+			}
+			if found {
+				where = box.role
+				return nil
+			}
+		}
+		return nil
+	})
+	return where, err
+}
+
+// sweepDrafts removes from Drafts the drafts of f's step's earlier attempts
+// (ledger entries rolled back): an APPEND that failed and was looked up in
+// vain may have been stored later, and that copy must not sit next to the
+// new draft. An earlier draft found in Sent was sent by the sender; its
+// Message-ID is returned and nothing is removed.
+func (d *Daemon) sweepDrafts(ctx context.Context, a *account, f *store.FollowUp) (sentAs string, err error) {
+	led, err := d.db.Ledger(f.ID)
+	if err != nil {
+		return "", fmt.Errorf("reading the ledger: %w", err)
+	}
+	var earlier []string
+	for _, e := range led {
+		if e.Step == f.Step && e.State == store.LedgerRolledBack && e.MessageID != f.SendID {
+			earlier = append(earlier, e.MessageID)
+		}
+	}
+	if len(earlier) == 0 {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = d.withIMAP(ctx, a, func(c *imapclient.Client) error {
+		sent, drafts, err := d.folders(ctx, c, a)
+		if err != nil {
+			return err
+		}
+		if sent != "" {
+			for _, id := range earlier {
+				found, err := imapwatch.FindMessageID(ctx, c, sent, id)
+				if err != nil {
+					return err
+				}
+				if found {
+					sentAs = id
+					return nil
+				}
+			}
+		}
+		if drafts == "" {
+			return errNoFolder(a, "Drafts")
+		}
+		for _, id := range earlier {
+			n, err := imapwatch.DeleteMessageID(ctx, c, drafts, id)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				d.log.Info("removed the draft of an earlier attempt", "account", a.cfg.Name, "id", f.ID, "step", f.Step, "draft", id)
+			}
+		}
+		return nil
+	})
+	return sentAs, err
 }
 
 // appendCopy APPENDs raw to the account's folder of the given role.
@@ -527,21 +680,32 @@ func (d *Daemon) recoverInFlight(ctx context.Context, a *account) {
 		if f.Account != a.cfg.Name {
 			continue
 		}
-		le, err := d.db.LastLedger(f.ID, f.Step)
-		if err != nil {
-			d.log.Error("reading ledger of in-flight step", "account", a.cfg.Name, "id", f.ID, "err", err)
-			continue
-		}
-		if le != nil && le.State == store.LedgerIntent && le.MessageID == f.SendID {
-			// Stopped before the end of DATA: the server never had it.
-			d.retryNow(a, f, "restart: step was never handed to the server (no submitting mark); sending again")
-			continue
-		}
 		if ctx.Err() != nil {
 			return
 		}
-		d.settle(ctx, a, f, "restart: step "+fmt.Sprint(f.Step)+" was being submitted when followupd stopped")
+		d.recoverStep(ctx, a, f, "restart", true)
 	}
+}
+
+// recoverStep settles one step left in sending with no send under way (a
+// restart, or a look-up that failed before). Without the submitting mark
+// it never reached the end of DATA, but it may have been APPENDed to
+// Drafts (approval mode; the mode may have changed since), so its own copy
+// is looked for first (draftOutcome). With the mark its outcome must be
+// proven (settle). restart: at start-up, where a step found in neither
+// folder is sent again at once rather than after a backoff.
+func (d *Daemon) recoverStep(ctx context.Context, a *account, f *store.FollowUp, why string, restart bool) {
+	le, err := d.db.LastLedger(f.ID, f.Step)
+	if err != nil {
+		d.log.Error("reading ledger of in-flight step; retrying", "account", a.cfg.Name, "id", f.ID, "err", err)
+		d.sched.Set(f.ID, d.clk.Now().Add(d.opt.RetryBase))
+		return
+	}
+	if le != nil && le.State == store.LedgerIntent && le.MessageID == f.SendID {
+		d.draftOutcome(ctx, a, f, why+": step "+fmt.Sprint(f.Step)+" has an intent without the submitting mark (never handed over by SMTP; a draft may have been appended)", restart)
+		return
+	}
+	d.settle(ctx, a, f, why+": step "+fmt.Sprint(f.Step)+" was being submitted and its outcome was not recorded")
 }
 
 // retryNow rolls an in-flight step back to waiting, due at once.

@@ -19,6 +19,8 @@ import (
 //   - DropAppendReply loses the reply to the next APPEND: the server has
 //     stored the message, then the connection breaks before the client
 //     hears "OK", as a timeout or a network failure would.
+//   - SetRefuse closes new connections at once (the server is unreachable);
+//     DropAppendReply(n, true) starts refusing right after a lost reply.
 type imapProxy struct {
 	t      *testing.T
 	ln     net.Listener
@@ -27,7 +29,9 @@ type imapProxy struct {
 	mu         sync.Mutex
 	conns      map[*proxyConn]struct{}
 	frozen     []*proxyConn
-	dropAppend int           // APPEND replies still to lose
+	dropAppend int  // APPEND replies still to lose
+	thenRefuse bool // refuse new connections after losing one
+	refuse     bool
 	dropped    chan struct{} // one value per lost reply
 }
 
@@ -55,6 +59,13 @@ func (p *imapProxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			_ = c.Close()
+			continue
 		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -121,6 +132,7 @@ func (p *imapProxy) takeDrop() bool {
 		return false
 	}
 	p.dropAppend--
+	p.refuse = p.refuse || p.thenRefuse
 	return true
 }
 
@@ -132,10 +144,20 @@ func (p *imapProxy) drop(pc *proxyConn) {
 	p.mu.Unlock()
 }
 
-// DropAppendReply loses the replies of the next n APPENDs.
-func (p *imapProxy) DropAppendReply(n int) {
+// DropAppendReply loses the replies of the next n APPENDs; with
+// thenRefuse, new connections are refused from the first lost reply on.
+func (p *imapProxy) DropAppendReply(n int, thenRefuse bool) {
 	p.mu.Lock()
 	p.dropAppend += n
+	p.thenRefuse = thenRefuse
+	p.mu.Unlock()
+}
+
+// SetRefuse makes the proxy close new connections at once (true) or
+// serve them again (false).
+func (p *imapProxy) SetRefuse(refuse bool) {
+	p.mu.Lock()
+	p.refuse = refuse
 	p.mu.Unlock()
 }
 
