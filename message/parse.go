@@ -31,66 +31,122 @@ type field struct {
 // returns them with the rest (the body). Continuation lines are unfolded.
 // QUIRK: lines without a colon (a garbled fold, an mbox "From " line) are
 // skipped and reported, instead of ending the header as net/textproto does.
+//
+// The header block is converted to one string and every field value is a
+// piece of it (one allocation instead of one per field); a key in
+// HeaderFields' spelling or canonical form is the interned canonical key.
 func splitHeader(raw []byte) (fields []field, body []byte, err error) {
-	var bad []string
-	rest := raw
-	var cur *field
-	flush := func() {
-		if cur != nil {
-			fields = append(fields, *cur)
-			cur = nil
-		}
+	// No header goes past the first empty line (see below), so convert
+	// only up to it.
+	hlen := len(raw)
+	if i := bytes.Index(raw, []byte("\n\n")); i >= 0 {
+		hlen = i + 1
 	}
-	for len(rest) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
+	if i := bytes.Index(raw[:hlen], []byte("\n\r\n")); i >= 0 {
+		hlen = i + 1
+	}
+	hs := string(raw[:hlen])
+	fields = make([]field, 0, 16)
+	var bad []string
+	pos := 0 // offset of the next line in raw
+	cur := -1 // index in fields of the field being unfolded, or -1
+	for pos < len(raw) {
+		var line string
+		next := len(raw)
+		if pos < hlen {
+			if i := strings.IndexByte(hs[pos:], '\n'); i >= 0 {
+				line, next = hs[pos:pos+i], pos+i+1
+			} else {
+				line = hs[pos:]
+				next = hlen
+				if hlen < len(raw) {
+					// Cannot happen: hlen ends at a '\n'.
+					next = len(raw)
+				}
+			}
 		} else {
-			line, rest = rest, nil
+			// Past the first empty line: only reached when it was not
+			// the end (never, see above); read the rest as bytes.
+			rest := raw[pos:]
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				line, next = string(rest[:i]), pos+i+1
+			} else {
+				line = string(rest)
+			}
 		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(bytes.TrimSpace(line)) == 0 {
-			if len(line) == 0 || cur != nil || len(fields) > 0 {
+		pos = next
+		line = strings.TrimSuffix(line, "\r")
+		if len(strings.TrimSpace(line)) == 0 {
+			if len(line) == 0 || cur >= 0 || len(fields) > 0 {
 				// End of header. A whitespace-only line counts too: some
 				// mailers write " \r\n" as the separator.
-				flush()
-				return fields, rest, errorsJoin(bad)
+				return fields, raw[pos:], errorsJoin(bad)
 			}
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if cur != nil {
-				cur.value += " " + strings.TrimSpace(string(line))
+			if cur >= 0 {
+				fields[cur].value += " " + strings.TrimSpace(line)
 			}
 			continue
 		}
-		flush()
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		key := string(bytes.TrimSpace(k))
+		cur = -1
+		k, v, ok := strings.Cut(line, ":")
+		key := strings.TrimSpace(k)
 		if !ok || key == "" || strings.ContainsAny(key, " \t") {
-			if len(fields) == 0 && bytes.HasPrefix(line, []byte("From ")) {
+			if len(fields) == 0 && strings.HasPrefix(line, "From ") {
 				continue // mbox separator
 			}
 			// QUIRK: a continuation line that lost its indentation
 			// (corpus lhost-office365-12: "boundary=..." under
 			// Content-Type; phpmime issue84: Received). Keep it as part
 			// of the previous field, and still report it.
-			if n := len(fields); n > 0 && utf8.Valid(line) {
-				f := fields[n-1]
-				fields = fields[:n-1]
-				f.value += " " + strings.TrimSpace(string(line))
-				cur = &f
+			if n := len(fields); n > 0 && utf8.ValidString(line) {
+				fields[n-1].value += " " + strings.TrimSpace(line)
+				cur = n - 1
 			}
 			if len(bad) < 5 {
-				bad = append(bad, fmt.Sprintf("header line %q", truncate(string(line), 60)))
+				bad = append(bad, fmt.Sprintf("header line %q", truncate(line, 60)))
 			}
 			continue
 		}
-		cur = &field{key: textproto.CanonicalMIMEHeaderKey(key), value: strings.TrimSpace(string(v))}
+		fields = append(fields, field{key: canonicalKey(key), value: strings.TrimSpace(v)})
+		cur = len(fields) - 1
 	}
-	flush()
 	return fields, nil, errorsJoin(bad)
 }
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey(k), without its
+// allocation for the fields followupd fetches, as servers write them.
+func canonicalKey(k string) string {
+	if c, ok := knownKeys[k]; ok {
+		return c
+	}
+	return textproto.CanonicalMIMEHeaderKey(k)
+}
+
+// extraFields are the canonical HeaderFields without ownFields: those
+// kept in Record.Headers (a lookup table; never written after init).
+var extraFields = func() map[string]bool {
+	m := make(map[string]bool)
+	for _, n := range HeaderFields {
+		if c := textproto.CanonicalMIMEHeaderKey(n); !ownFields[c] {
+			m[c] = true
+		}
+	}
+	return m
+}()
+
+// knownKeys maps HeaderFields' spellings and their canonical forms to the
+// canonical form (a lookup table; never written after init).
+var knownKeys = func() map[string]string {
+	m := make(map[string]string, 2*len(HeaderFields))
+	for _, n := range HeaderFields {
+		c := textproto.CanonicalMIMEHeaderKey(n)
+		m[n], m[c] = c, c
+	}
+	return m
+}()
 
 // fixLineEnds turns bare-CR line ends into LF. QUIRK: classic Mac OS
 // mailboxes (corpus broken/sisimai__mac__*) end lines with CR alone.
@@ -249,17 +305,16 @@ func recordFromFields(dec *mime.WordDecoder, fields []field) (*Record, error) {
 		rec.Date = d
 	}
 
-	for _, name := range HeaderFields {
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		if ownFields[key] {
+	for _, f := range fields {
+		if !extraFields[f.key] {
 			continue
 		}
-		if v, ok := first(fields, key); ok {
-			if rec.Headers == nil {
-				rec.Headers = make(map[string]string)
-			}
-			rec.Headers[key] = decodeHeaderText(dec, v)
+		if rec.Headers == nil {
+			rec.Headers = make(map[string]string)
+		} else if _, dup := rec.Headers[f.key]; dup {
+			continue // the first one counts
 		}
+		rec.Headers[f.key] = decodeHeaderText(dec, f.value)
 	}
 
 	if rec.MessageID == "" {
