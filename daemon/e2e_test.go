@@ -127,6 +127,19 @@ body = "Hello again about {{.Subject}} (step {{.Step}} of {{.Steps}})."
 // function stops it and waits.
 func (w *world) run(cfg *config.Config) (*daemon.Daemon, func()) {
 	w.t.Helper()
+	d, stop := w.start(cfg)
+	select {
+	case <-d.Ready():
+	case <-time.After(10 * time.Second):
+		w.t.Fatal("daemon not ready within 10s")
+	}
+	return d, stop
+}
+
+// start is run without waiting for the first sync (the IMAP server may be
+// down).
+func (w *world) start(cfg *config.Config) (*daemon.Daemon, func()) {
+	w.t.Helper()
 	d, err := daemon.New(cfg, daemon.Options{
 		Clock:        w.clk,
 		Logger:       slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -141,11 +154,6 @@ func (w *world) run(cfg *config.Config) (*daemon.Daemon, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	select {
-	case <-d.Ready():
-	case <-time.After(10 * time.Second):
-		w.t.Fatal("daemon not ready within 10s")
-	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {

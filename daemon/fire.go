@@ -42,12 +42,19 @@ func (d *Daemon) fire(ctx context.Context, id uint64, due time.Time) {
 func (d *Daemon) senderLoop(ctx context.Context, a *account) {
 	// Steps wait for the account's first sync (and in-flight recovery), so a
 	// reply that arrived during downtime is seen before anything is sent.
-	select {
-	case <-a.synced:
-	case <-a.quit:
+	early, ok := d.waitSync(ctx, a)
+	if !ok {
 		return
-	case <-ctx.Done():
-		return
+	}
+	for _, id := range early {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.quit:
+			return
+		default:
+		}
+		d.current().step(ctx, a, id)
 	}
 	for {
 		select {
@@ -59,6 +66,49 @@ func (d *Daemon) senderLoop(ctx context.Context, a *account) {
 			d.current().step(ctx, a, id)
 		}
 	}
+}
+
+// waitSync waits for a's first sync. Steps falling due meanwhile cannot
+// be judged yet (the replies of the downtime are not in), so they are kept
+// to run once synced (returned, in order) and, should the first sync take
+// long (the IMAP server is down), looked at every syncRecheck meanwhile:
+// keepEligible keeps them from ageing into a max_overdue skip while the
+// daemon is up and only the server is not. It reports false when the
+// sender must stop instead.
+func (d *Daemon) waitSync(ctx context.Context, a *account) ([]uint64, bool) {
+	var early []uint64
+	kept := map[uint64]bool{}
+	for {
+		select {
+		case <-a.synced:
+			return early, true
+		case <-a.quit:
+			return nil, false
+		case <-ctx.Done():
+			return nil, false
+		case id := <-a.queue:
+			d.current().keepEligible(a, id)
+			if !kept[id] {
+				kept[id] = true
+				early = append(early, id)
+			}
+		}
+	}
+}
+
+// keepEligible is, for a step due before its account finished its first
+// sync, what step's deferrals do: a waiting step, due, inside the send
+// window and not overdue is kept eligible (deferEligible), and the wheel
+// looks again after syncRecheck. Nothing is sent or skipped here.
+func (d *Daemon) keepEligible(a *account, id uint64) {
+	now := d.clk.Now()
+	next := now.Add(d.syncRecheck())
+	f, err := d.db.Get(id)
+	if err != nil || f.State != store.StateWaiting || now.Before(f.Due) || a.cal.NextOpen(now).After(now) || d.tooLate(a, f.OverdueBase(), now) {
+		d.sched.Set(id, next)
+		return
+	}
+	d.deferEligible(a, f, now, next)
 }
 
 // step decides, for one due follow-up, to send now, later, or never.
@@ -118,9 +168,15 @@ func (d *Daemon) step(ctx context.Context, a *account, id uint64) {
 		d.sched.Set(id, open)
 		return
 	}
-	// Too late to make sense: skip rather than send out of context.
-	if d.tooLate(a, f.Due, now) {
-		nf, err := d.db.Transition(id, store.EvSkip, now, fmt.Sprintf("step %d overdue since %s (max_overdue)", f.Step, f.Due.Format(time.RFC3339)), func(f *store.FollowUp) error {
+	// Too late to make sense: skip rather than send out of context. Late
+	// counts from Due, or from the last time this daemon, up and trying,
+	// had to defer the step (store.FollowUp.OverdueBase).
+	if base := f.OverdueBase(); d.tooLate(a, base, now) {
+		reason := fmt.Sprintf("step %d overdue since %s (max_overdue)", f.Step, f.Due.Format(time.RFC3339))
+		if base.After(f.Due) {
+			reason += fmt.Sprintf("; last deferred by followupd at %s, then not tried again until now", base.Format(time.RFC3339))
+		}
+		nf, err := d.db.Transition(id, store.EvSkip, now, reason, func(f *store.FollowUp) error {
 			return d.advance(a, f, now)
 		})
 		if err != nil {
@@ -141,7 +197,7 @@ func (d *Daemon) step(ctx context.Context, a *account, id uint64) {
 	}
 	a.mu.Unlock()
 	if slot.After(now) {
-		d.sched.Set(id, slot)
+		d.deferEligible(a, f, now, slot)
 		return
 	}
 	a.mu.Lock()
@@ -152,19 +208,59 @@ func (d *Daemon) step(ctx context.Context, a *account, id uint64) {
 	// has not processed yet (invariant 2).
 	if wait, err := d.unprocessedReply(ctx, a, f); err != nil {
 		log.Warn("checking server for replies before send; retrying", "err", err)
-		d.sched.Set(id, now.Add(d.opt.RetryBase))
+		d.deferEligible(a, f, now, d.clk.Now().Add(d.opt.RetryBase))
 		return
 	} else if wait {
 		log.Info("server holds a message in this thread not yet processed; waiting for the watcher")
-		d.sched.Set(id, now.Add(d.opt.ReplyWait))
+		d.deferEligible(a, f, now, d.clk.Now().Add(d.opt.ReplyWait))
 		return
 	}
 	// The server check takes time: the window may have closed meanwhile.
 	if after := d.clk.Now(); a.cal.NextOpen(after).After(after) {
-		d.sched.Set(id, a.cal.NextOpen(after))
+		d.deferEligible(a, f, now, a.cal.NextOpen(after))
 		return
 	}
 	d.submit(ctx, a, f)
+}
+
+// deferEligible puts f's step, found eligible to send at now, back in the
+// wheel at next for an operational reason (pacing, the pre-send IMAP check,
+// waiting for the watcher or the first sync, the window closing during the
+// check). max_overdue is for a daemon that was down or behind, not for
+// these: when the step would count as overdue by the time it can next be
+// tried (next, or the send window's next opening after it, plus a margin),
+// the point it counts from moves to now (store.MarkEligible). That is about
+// one write per max_overdue period of deferral, none on the usual path,
+// and no history entry; a daemon stopped meanwhile for longer than
+// max_overdue still skips the step.
+func (d *Daemon) deferEligible(a *account, f *store.FollowUp, now, next time.Time) {
+	if d.tooLate(a, f.OverdueBase(), a.cal.NextOpen(next).Add(d.eligibleMargin())) {
+		if err := d.db.MarkEligible(f.ID, f.Step, f.Due, now); err != nil && !errors.Is(err, store.ErrNoChange) {
+			// The step may be skipped when it is tried next; log it, the
+			// deferral itself stands.
+			d.log.Warn("recording that a deferred step was eligible", "account", a.cfg.Name, "id", f.ID, "step", f.Step, "err", err)
+		} else if err == nil {
+			d.log.Debug("deferred step kept eligible", "account", a.cfg.Name, "id", f.ID, "step", f.Step, "due", f.Due, "next", next)
+		}
+	}
+	d.sched.Set(f.ID, next)
+}
+
+// eligibleMargin is how far ahead of its next try a deferred step is
+// kept eligible: an hour, or a quarter of a max_overdue given as a
+// shorter plain duration.
+func (d *Daemon) eligibleMargin() time.Duration {
+	m := time.Hour
+	if mo := d.cfg.MaxOverdue; mo.BusinessDays == 0 && mo.Duration > 0 && mo.Duration/4 < m {
+		m = mo.Duration / 4
+	}
+	return m
+}
+
+// syncRecheck is how often a due step waiting for its account's first
+// sync is looked at (keepEligible): within the margin, so the mark keeps up.
+func (d *Daemon) syncRecheck() time.Duration {
+	return min(5*time.Minute, d.eligibleMargin())
 }
 
 // tooLate reports whether a step due at due is overdue by more than

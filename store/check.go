@@ -136,6 +136,9 @@ func checkFollowUps(tx *bolt.Tx, add func(string, ...any)) {
 		if !inFlight(f.State) && f.SendID != "" {
 			add("follow-up %d: %s with send id %q", id, f.State, f.SendID)
 		}
+		if f.Eligible != nil && !eligibleHolds(f) {
+			add("follow-up %d: %s step %d due %s with the eligibility mark of step %d due %s", id, f.State, f.Step, f.Due, f.Eligible.Step, f.Eligible.Due)
+		}
 		if len(f.History) == 0 {
 			add("follow-up %d has no history", id)
 		} else if last := f.History[len(f.History)-1]; last.To != f.State {

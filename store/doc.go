@@ -77,6 +77,16 @@
 // requires the entry it moves to be in the matching state, else the
 // transition fails. HistoryEntry.Step is that same step.
 //
+// One write changes a follow-up without a transition: MarkEligible sets
+// FollowUp.Eligible when the daemon found a waiting step eligible to send
+// and deferred it for an operational reason (pacing, the pre-send IMAP
+// check, waiting for the watcher or the first sync). max_overdue then
+// counts from the mark's Seen rather than Due (OverdueBase), so an IMAP
+// outage the daemon sits through is not turned into a skip, while a
+// daemon that was down still skips. It changes no state and writes no
+// history entry (a step retried through a three-day outage adds nothing);
+// every transition that changes the step, due time or state drops it.
+//
 // # Invariants (Check verifies them all; storetest runs it in every test cleanup)
 //
 //  1. A step is submitted at most once: due for a step whose last ledger
@@ -95,4 +105,6 @@
 //     answer to any reminder threads to its follow-up.
 //  7. A message is stored once, by Message-ID; a second sighting only adds
 //     its location and (from Sent, or the same folder) its flags.
+//  8. An eligibility mark belongs to a waiting follow-up's current step and
+//     due time.
 package store

@@ -166,8 +166,43 @@ type FollowUp struct {
 	// Approved is the step a person approved (EvApprove, approval mode):
 	// when Step == Approved the step is submitted over SMTP, not drafted.
 	Approved int `json:"approved,omitempty"`
+	// Eligible, when set, says a running daemon found Step (due at Due)
+	// eligible to send and then had to defer it for an operational reason
+	// (pacing, the pre-send IMAP check, waiting for the watcher, waiting
+	// for the first sync): max_overdue counts from Eligible.Seen instead of
+	// Due (see OverdueBase). It is written by MarkEligible, not by a
+	// transition, and holds only while Step and Due stay the same:
+	// Transition drops it otherwise.
+	Eligible *Eligible `json:"eligible,omitempty"`
 
 	History []HistoryEntry `json:"history"`
+}
+
+// Eligible is a follow-up's eligibility mark (FollowUp.Eligible).
+type Eligible struct {
+	Step int       `json:"step"`
+	Due  time.Time `json:"due"`
+	// Seen is the last time the daemon, running and trying to send the
+	// step, moved the point max_overdue counts from.
+	Seen time.Time `json:"seen"`
+}
+
+// eligibleHolds reports whether f's eligibility mark is for its current
+// waiting step and due time.
+func eligibleHolds(f *FollowUp) bool {
+	e := f.Eligible
+	return e != nil && f.State == StateWaiting && e.Step == f.Step && e.Due.Equal(f.Due)
+}
+
+// OverdueBase is the time max_overdue counts from: f.Due, or the
+// eligibility mark's Seen when one holds for the current step and due.
+// An IMAP outage the daemon sat through (deferring the step) does not
+// make a step overdue; a daemon that was down does.
+func (f *FollowUp) OverdueBase() time.Time {
+	if eligibleHolds(f) && f.Eligible.Seen.After(f.Due) {
+		return f.Eligible.Seen
+	}
+	return f.Due
 }
 
 // HistoryEntry records one transition and why it happened.

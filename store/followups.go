@@ -199,6 +199,9 @@ func (db *DB) Transition(id uint64, ev Event, at time.Time, reason string, mutat
 		if !inFlight(f.State) {
 			f.SendID = ""
 		}
+		if f.Eligible != nil && !eligibleHolds(f) {
+			f.Eligible = nil // a new step, due time or state: judged afresh
+		}
 		f.History = append(old.History, HistoryEntry{At: at, Event: ev, From: from, To: f.State, Step: step, Reason: reason})
 		if err := updateIndexes(tx, old, f); err != nil {
 			return err
@@ -219,6 +222,35 @@ func (db *DB) Transition(id uint64, ev Event, at time.Time, reason string, mutat
 	db.log.Debug("follow-up transition", "account", out.Account, "msgid", out.MessageID, "rule", out.Rule,
 		"step", out.Step, "id", id, "event", ev.String(), "to", out.State.String(), "reason", reason)
 	return out, nil
+}
+
+// MarkEligible records that the daemon found step (due at due) of
+// follow-up id eligible to send at seen and deferred it for an operational
+// reason (FollowUp.Eligible): max_overdue then counts from seen. It is not
+// a transition: the state does not change and no history entry is written,
+// so a step retried every minute through a long outage adds nothing to the
+// history. A follow-up no longer waiting with that step and due returns
+// ErrNoChange; a seen before the mark's is ignored.
+func (db *DB) MarkEligible(id uint64, step int, due, seen time.Time) error {
+	err := db.update(func(tx *bolt.Tx) error {
+		f, err := loadFU(tx, id)
+		if err != nil {
+			return err
+		}
+		if f.State != StateWaiting || f.Step != step || !f.Due.Equal(due) {
+			return fmt.Errorf("store: follow-up %d: marking step %d (due %s) eligible in state %s step %d: %w", id, step, due.Format(time.RFC3339), f.State, f.Step, ErrNoChange)
+		}
+		if eligibleHolds(f) && !seen.After(f.Eligible.Seen) {
+			return errRollback
+		}
+		f.Eligible = &Eligible{Step: step, Due: due, Seen: seen}
+		_, err = putFU(tx, f)
+		return err
+	})
+	if errors.Is(err, errRollback) {
+		return nil
+	}
+	return err
 }
 
 func inFlight(s State) bool {
