@@ -131,3 +131,43 @@ func BenchmarkTransition(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPutMessagesState stores a first sync's 50,000 records (random
+// Message-IDs, as real ones are) in batches, fsync on, one folder.
+func BenchmarkPutMessagesState(b *testing.B) {
+	for _, batch := range []int{1000, 5000, 10000, 25000, 50000} {
+		b.Run(fmt.Sprint("batch", batch), func(b *testing.B) {
+			const n = 50000
+			recs := make([]*message.Record, n)
+			for i := range recs {
+				recs[i] = &message.Record{
+					MessageID: fmt.Sprintf("%x.%d@mail.example", uint64(i)*0x9E3779B97F4A7C15, i),
+					Account:   "work", Mailbox: "INBOX", Role: message.RoleInbox, UIDValidity: 1, UID: uint32(i + 1),
+					From:    []message.Address{{Name: "Client", Addr: fmt.Sprintf("client%d@buyer%d.example", i%3000, i%400)}},
+					To:      []message.Address{{Addr: "ivan@seller.example"}},
+					Subject: fmt.Sprintf("Re: Коммерческое предложение %d", i), Date: bt0, Internal: bt0,
+					InReplyTo: []string{fmt.Sprintf("offer-%d@seller.example", i)}, References: []string{fmt.Sprintf("offer-%d@seller.example", i)},
+					ContentType: "text/plain",
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				db, err := Open(filepath.Join(b.TempDir(), "followupd.db"), Options{Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				for start := 0; start < n; start += batch {
+					end := min(start+batch, n)
+					if _, err := db.PutMessagesState(recs[start:end], "work", "INBOX", SyncState{UIDValidity: 1, LastUID: uint32(end)}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				db.Close()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+		})
+	}
+}

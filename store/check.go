@@ -267,6 +267,30 @@ func checkIncoming(tx *bolt.Tx, add func(string, ...any)) {
 
 func checkMessages(tx *bolt.Tx, add func(string, ...any)) {
 	msgs := tx.Bucket(bucketMsg)
+	// Every reference resolves, and every record in msgrec has exactly one.
+	refs := map[uint64]string{}
+	_ = msgs.ForEach(func(k, v []byte) error {
+		if !isMsgRef(v) {
+			return nil
+		}
+		seq := binary.BigEndian.Uint64(v[1:])
+		if other, dup := refs[seq]; dup {
+			add("messages %q and %q share record %d", other, k, seq)
+		}
+		refs[seq] = string(k)
+		if tx.Bucket(bucketMsgRec).Get(v[1:]) == nil {
+			add("message %q: record %d missing", k, seq)
+		}
+		return nil
+	})
+	_ = tx.Bucket(bucketMsgRec).ForEach(func(k, v []byte) error {
+		if len(k) != 8 {
+			add("message record key of %d bytes", len(k))
+		} else if _, ok := refs[binary.BigEndian.Uint64(k)]; !ok {
+			add("message record %d has no Message-ID pointing to it", binary.BigEndian.Uint64(k))
+		}
+		return nil
+	})
 	_ = tx.Bucket(bucketMsgLoc).ForEach(func(k, v []byte) error {
 		if msgs.Get(v) == nil {
 			add("location index points to missing message %q", v)

@@ -17,8 +17,10 @@
 // # Buckets and keys (all in keys.go)
 //
 //	meta       "schema" -> uint32 BE schema version
-//	kv         Meta/PutMeta: small values, e.g. "indexed/<account>"
-//	msg        Message-ID -> message.Record, binary (msgcodec.go; JSON in schema 1, still read); Body is never stored
+//	kv         Meta/PutMeta: small values, e.g. "indexed/<account>"; "oldest_sent" (oldest.go)
+//	msg        Message-ID -> 0xff | seq u64, a reference into msgrec (msgref.go); schemas 1 and 2 stored the
+//	           record inline (JSON, binary), still read
+//	msgrec     seq u64 -> message.Record, binary (msgcodec.go), append-only; Body is never stored
 //	msgloc     len16|account|len16|mailbox|uidvalidity u32|uid u32 -> Message-ID
 //	sync       len16|account|len16|mailbox -> JSON SyncState
 //	fu         id u64 -> JSON FollowUp; the bucket's sequence assigns ids

@@ -10,14 +10,18 @@ import (
 // refuses a file with a newer version; an older one would be migrated here.
 // 2: message records in the binary form of msgcodec.go (schema 1's JSON
 // records are still read as they are; Open only rewrites the version).
-const schemaVersion = 2
+// 3: new message records go to msgrec under a sequence number, and msg
+// holds a reference to them (msgref.go); records stored inline in msg by
+// schemas 1 and 2 are still read as they are.
+const schemaVersion = 3
 
 // Bucket names. Every top-level bucket is listed in allBuckets; Open
 // creates the missing ones in a fresh file. See doc.go for each layout.
 var (
 	bucketMeta     = []byte("meta")      // "schema" -> uint32 BE
 	bucketKV       = []byte("kv")        // Meta/PutMeta: string -> bytes
-	bucketMsg      = []byte("msg")       // message id -> message.Record (no Body), msgcodec.go; JSON in schema 1
+	bucketMsg      = []byte("msg")       // message id -> msgref (schema 3) or an inline message.Record (schemas 1, 2)
+	bucketMsgRec   = []byte("msgrec")    // sequence u64 -> message.Record (no Body), msgcodec.go; append-only
 	bucketMsgLoc   = []byte("msgloc")    // folderKey|uidvalidity|uid -> message id
 	bucketSync     = []byte("sync")      // folderKey -> JSON SyncState
 	bucketFU       = []byte("fu")        // id -> JSON FollowUp; the bucket sequence assigns ids
@@ -39,6 +43,7 @@ var allBuckets = [][]byte{
 	bucketMeta, bucketKV, bucketMsg, bucketMsgLoc, bucketSync, bucketFU,
 	bucketFUMsgID, bucketFUThread, bucketFUDue, bucketFUState, bucketFURcpt,
 	bucketFUDomain, bucketLedger, bucketAway, bucketIn, bucketInThread, bucketInFrom,
+	bucketMsgRec,
 }
 
 var keySchema = []byte("schema")
