@@ -118,18 +118,19 @@ func (g *gateSink) savedUIDs() []uint32 {
 	return slices.Clone(g.saves)
 }
 
-// While the Sink handles one batch, the next FETCH is already on the wire,
-// and no more than pipelineDepth batches wait for the Sink.
+// While the Sink handles one batch, the next FETCHes are already on the
+// wire, no more than pipelineDepth batches wait for the Sink, and what
+// waited is handed over merged (fewer, bigger commits for a slow Sink).
 func TestSyncFetchesAheadWhileSinkBusy(t *testing.T) {
 	srv, acct := setup(t, "Sent")
-	appendN(t, srv, "Sent", 1, 50)
+	appendN(t, srv, "Sent", 1, 150)
 	sink := newGateSink(t)
 	fc := &fetchCounter{}
 	w := New(acct, testPass, sink, Options{Logger: testLogger(t), BatchSize: 10, DebugWriter: fc})
 	run(t, w)
 
-	// The Sink holds batch 1: batch 2 waits in the channel and batch 3 is
-	// fetched and waits to be sent: three FETCHes, no more.
+	// The Sink holds batch 1: pipelineDepth batches wait in the channel and
+	// one more is fetched and waits to be sent.
 	want := 2 + pipelineDepth
 	waitFor(t, 5*time.Second, "FETCH of the next batches while the Sink holds the first", func() bool {
 		return fc.count() >= want
@@ -143,14 +144,21 @@ func TestSyncFetchesAheadWhileSinkBusy(t *testing.T) {
 	}
 	close(sink.release)
 	waitReady(t, w)
-	if got, want := sink.uids("Sent"), seq(1, 50); !slices.Equal(got, want) {
+	if got, want := sink.uids("Sent"), seq(1, 150); !slices.Equal(got, want) {
 		t.Errorf("Sent uids = %v, want %v", got, want)
 	}
-	if got, want := sink.batchSizes("Sent"), []int{10, 10, 10, 10, 10}; !slices.Equal(got, want) {
-		t.Errorf("batch sizes = %v, want %v", got, want)
+	sizes := sink.batchSizes("Sent")
+	if len(sizes) == 0 || sizes[0] != 10 || slices.Max(sizes) < 20 {
+		t.Errorf("batch sizes = %v, want the held batch of 10, then the waiting ones merged", sizes)
 	}
-	if got, want := slices.Compact(sink.savedUIDs()), []uint32{10, 20, 30, 40, 50}; !slices.Equal(got, want) {
-		t.Errorf("saved LastUIDs = %v, want %v", got, want)
+	saved := slices.Compact(sink.savedUIDs())
+	if len(saved) != len(sizes) || saved[len(saved)-1] != 150 || !slices.IsSorted(saved) {
+		t.Errorf("saved LastUIDs = %v for batches %v, want one per batch, rising to 150", saved, sizes)
+	}
+	for _, u := range saved {
+		if u%10 != 0 {
+			t.Errorf("saved LastUID %d is not the end of a fetched batch", u)
+		}
 	}
 }
 
@@ -323,7 +331,8 @@ func TestDeliverStateSink(t *testing.T) {
 	for _, g := range sink.got {
 		last = append(last, g.LastUID)
 	}
-	if want := []uint32{2, 5, 6}; !slices.Equal(last, want) {
+	// All three were waiting: one call, with the state at the last one's end.
+	if want := []uint32{6}; !slices.Equal(last, want) {
 		t.Errorf("states handed with the batches: LastUID %v, want %v", last, want)
 	}
 	if sink.saves != 0 {
@@ -331,6 +340,17 @@ func TestDeliverStateSink(t *testing.T) {
 	}
 	if got, want := sink.uids("Sent"), []uint32{1, 2, 6}; !slices.Equal(got, want) {
 		t.Errorf("uids %v, want %v", got, want)
+	}
+
+	// A batch whose UIDs were all expunged still advances the state.
+	sink = &batchSink{memSink: newSink()}
+	s.w.sink = sink
+	in = make(chan batch, 1)
+	in <- batch{last: 9}
+	close(in)
+	st, err = s.deliver(context.Background(), in, State{UIDValidity: 7, LastUID: 6})
+	if err != nil || st.LastUID != 9 || len(sink.got) != 1 || sink.got[0].LastUID != 9 {
+		t.Errorf("expunged batch: deliver = %+v, %v, handed %+v; want LastUID 9", st, err, sink.got)
 	}
 
 	sink = &batchSink{memSink: newSink(), refuse: true}

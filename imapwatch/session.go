@@ -358,7 +358,13 @@ func (s *session) reportPending(ctx context.Context) error {
 
 // pipelineDepth is how many fetched batches may wait for the Sink while
 // the next one is fetched (see fetchNew).
-const pipelineDepth = 1
+const pipelineDepth = 8
+
+// maxMerge is how many records deliver hands the Sink at once at most when
+// fetched batches are waiting: a Sink slower than the fetch (a first sync,
+// whose store writes cost per commit about as much as per record: random
+// Message-IDs touch a page each) gets fewer, bigger batches, up to this.
+const maxMerge = 10000
 
 // batch is one fetched chunk on its way to the Sink.
 type batch struct {
@@ -446,6 +452,7 @@ func (s *session) deliver(ctx context.Context, in <-chan batch, st State) (State
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
+		b = mergeWaiting(b, in)
 		if oneCommit {
 			next := st
 			next.LastUID = b.last
@@ -475,6 +482,25 @@ func (s *session) deliver(ctx context.Context, in <-chan batch, st State) (State
 		s.log.Debug("fetched batch", "messages", len(b.recs), "uid", st.LastUID)
 	}
 	return st, nil
+}
+
+// mergeWaiting appends to b the batches already waiting in in (without
+// waiting for more), up to maxMerge records: one Sink call and one commit
+// for all of them. The result covers up to the last merged batch's UID.
+func mergeWaiting(b batch, in <-chan batch) batch {
+	for len(b.recs) < maxMerge {
+		select {
+		case nb, ok := <-in:
+			if !ok {
+				return b
+			}
+			b.recs = append(b.recs, nb.recs...)
+			b.last = nb.last
+		default:
+			return b
+		}
+	}
+	return b
 }
 
 // fetchBatch fetches header fields, flags, dates and structure of uids
