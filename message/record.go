@@ -96,6 +96,13 @@ type Record struct {
 	// (message/delivery-status) and the headers of the returned message
 	// (message/rfc822 or text/rfc822-headers), when the body was read.
 	Report *Report `json:"report,omitempty"`
+
+	// Raw is the header block of a shallow record (ParseShallow): only
+	// its identity (MessageID, SyntheticID), Date and what the server said
+	// of it (location, Internal, Flags, Attachments, ContentType from the
+	// structure) are set, the rest waits in Raw until Deepen. Nil in a
+	// parsed record.
+	Raw []byte `json:"-"`
 }
 
 // Report is the parsed DSN of a multipart/report (RFC 3464) or the
