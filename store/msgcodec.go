@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -26,8 +27,21 @@ const msgCodecV1 byte = 1
 
 var errMsgCodec = errors.New("malformed message record")
 
-// encodeRecord appends r (without Body) in the binary form.
+// msgCodecRaw is the form of a shallow record (message.ParseShallow: a
+// sync's history, stored without reading its header): what the server said
+// of the message and the header block itself, which decodeRecord parses
+// (message.Record.Deepen), so readers always get a whole record. Layout
+// after the version byte: Account, Mailbox, Role, UIDValidity, UID,
+// MessageID, Date, Internal, Flags, ContentType, Attachments (as in
+// msgCodecV1), then the header block as a byte string.
+const msgCodecRaw byte = 2
+
+// encodeRecord appends r (without Body) in the binary form; a shallow
+// record in the raw form.
 func encodeRecord(b []byte, r *message.Record) ([]byte, error) {
+	if r.IsShallow() {
+		return encodeRaw(b, r)
+	}
 	b = append(b, msgCodecV1)
 	b = appendStr(b, r.Account)
 	b = appendStr(b, r.Mailbox)
@@ -93,10 +107,80 @@ func encodeRecord(b []byte, r *message.Record) ([]byte, error) {
 	return b, nil
 }
 
-// decodeRecord reads a stored message record, binary or (schema 1) JSON.
+func encodeRaw(b []byte, r *message.Record) ([]byte, error) {
+	b = append(b, msgCodecRaw)
+	b = appendStr(b, r.Account)
+	b = appendStr(b, r.Mailbox)
+	b = append(b, byte(r.Role))
+	b = binary.AppendUvarint(b, uint64(r.UIDValidity))
+	b = binary.AppendUvarint(b, uint64(r.UID))
+	b = appendStr(b, r.MessageID)
+	var err error
+	for _, t := range []time.Time{r.Date, r.Internal} {
+		if b, err = appendTime(b, t); err != nil {
+			return nil, err
+		}
+	}
+	b = appendStrs(b, r.Flags)
+	b = appendStr(b, r.ContentType)
+	b = binary.AppendUvarint(b, uint64(len(r.Attachments)))
+	for _, a := range r.Attachments {
+		b = appendStr(b, a.Filename)
+		b = appendStr(b, a.ContentType)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Raw)))
+	return append(b, r.Raw...), nil
+}
+
+// decodeRaw reads the raw form and parses its header block.
+func decodeRaw(v []byte, r *message.Record) error {
+	d := decoder{b: v[1:]}
+	*r = message.Record{}
+	r.Account = d.str()
+	r.Mailbox = d.str()
+	r.Role = message.Role(d.byte())
+	r.UIDValidity = d.u32()
+	r.UID = d.u32()
+	r.MessageID = d.str()
+	r.Date = d.time()
+	r.Internal = d.time()
+	r.Flags = d.strs()
+	r.ContentType = d.str()
+	if n := d.count(); n > 0 {
+		r.Attachments = make([]message.Attachment, n)
+		for i := range r.Attachments {
+			r.Attachments[i] = message.Attachment{Filename: d.str(), ContentType: d.str()}
+		}
+	}
+	raw := bytes.Clone(d.bytes("header"))
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("%w: %d bytes left over", errMsgCodec, len(d.b))
+	}
+	if len(raw) == 0 {
+		return fmt.Errorf("%w: raw record without a header", errMsgCodec)
+	}
+	id := r.MessageID
+	r.Raw = raw
+	_ = r.Deepen() // a partly unreadable header was stored as it came
+	if r.MessageID != id {
+		// Cannot happen for what encodeRaw wrote (ParseShallow's id is
+		// ParseHeader's); keep the id the record is stored under.
+		r.MessageID, r.SyntheticID = id, false
+	}
+	return nil
+}
+
+// decodeRecord reads a stored message record, binary (either form) or
+// (schema 1) JSON.
 func decodeRecord(v []byte, r *message.Record) error {
 	if len(v) > 0 && v[0] == '{' {
 		return json.Unmarshal(v, r)
+	}
+	if len(v) > 0 && v[0] == msgCodecRaw {
+		return decodeRaw(v, r)
 	}
 	if len(v) == 0 || v[0] != msgCodecV1 {
 		return fmt.Errorf("%w: unknown encoding %d", errMsgCodec, firstByte(v))

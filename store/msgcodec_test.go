@@ -179,3 +179,41 @@ func BenchmarkRecordEncode(b *testing.B) {
 		}
 	})
 }
+
+// A shallow record (a sync's history) is stored with its header block and
+// read back whole: the record a full parse gives.
+func TestShallowRecordStoredAndReadWhole(t *testing.T) {
+	raw := []byte("Message-ID: <hist-1@buyer.test>\r\nDate: Tue, 03 Mar 2026 10:00:00 +0300\r\nFrom: =?utf-8?b?0JDQvdC90LA=?= <anna@buyer.test>\r\nTo: ivan@seller.test\r\nSubject: Re: offer\r\nIn-Reply-To: <offer-1@seller.test>\r\nAuto-Submitted: no\r\n\r\n")
+	side := func(r *message.Record) {
+		r.Account, r.Mailbox, r.Role, r.UIDValidity, r.UID = "work", "INBOX", message.RoleInbox, 9, 77
+		r.Internal = time.Date(2026, 3, 3, 7, 1, 0, 0, time.UTC)
+		r.Flags = []string{`\Seen`}
+		r.Attachments = []message.Attachment{{Filename: "a.pdf", ContentType: "application/pdf"}}
+		if r.ContentType == "" {
+			r.ContentType = "multipart/mixed"
+		}
+	}
+	sh, ok := message.ParseShallow(raw)
+	if !ok {
+		t.Fatal("no shallow record")
+	}
+	side(sh)
+	v, err := encodeRecord(nil, sh)
+	if err != nil || v[0] != msgCodecRaw {
+		t.Fatalf("encode: %.10q, %v", v, err)
+	}
+	var got message.Record
+	if err := decodeRecord(v, &got); err != nil {
+		t.Fatal(err)
+	}
+	want, err := message.ParseHeader(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	side(want)
+	a, _ := encodeRecord(nil, &got)
+	b, _ := encodeRecord(nil, want)
+	if got.IsShallow() || !bytes.Equal(a, b) || got.From[0].Name != "Анна" {
+		t.Errorf("read back %+v\nwant      %+v", got, *want)
+	}
+}
