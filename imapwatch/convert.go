@@ -44,8 +44,20 @@ func findSection(buf *imapclient.FetchMessageBuffer, section *imap.FetchItemBody
 // toRecord turns one fetched message into a Record: header fields through
 // message.ParseHeader, attachments from BODYSTRUCTURE, flags, dates. The
 // parse error (a partly broken header) is returned with the usable record.
-func toRecord(m *imapclient.FetchMessageBuffer, hdr []byte) (*message.Record, error) {
-	rec, err := message.ParseHeader(hdr)
+//
+// With shallow set, a header with a Message-ID gives a shallow record
+// (message.ParseShallow): the caller decides, once it knows where the
+// message is, whether to Deepen it.
+func toRecord(m *imapclient.FetchMessageBuffer, hdr []byte, shallow bool) (*message.Record, error) {
+	var rec *message.Record
+	var err error
+	ok := false
+	if shallow {
+		rec, ok = message.ParseShallow(hdr)
+	}
+	if !ok {
+		rec, err = message.ParseHeader(hdr)
+	}
 	if rec == nil {
 		rec = &message.Record{}
 	}

@@ -36,6 +36,7 @@ type session struct {
 	searchOpts *imap.SearchOptions // RETURN (ALL) with ESEARCH: UIDs come as ranges
 	st         State
 	synced     bool // the first resync of this session completed
+	bulk       bool // the running fetchNew has a backlog of bulkFrom UIDs or more (see mergeWaiting)
 
 	// Kicked (never blocking) by the unilateral-data handler.
 	exists    chan struct{} // EXISTS: new mail may be there
@@ -366,6 +367,15 @@ const pipelineDepth = 8
 // Message-IDs touch a page each) gets fewer, bigger batches, up to this.
 const maxMerge = 10000
 
+// bulkFrom is the backlog (in UIDs) from which a sync is a bulk one: deliver
+// then waits until it has maxMerge records (or the fetch ended) before it
+// calls the Sink, so a first sync of a big folder commits every 10,000
+// messages, not every fetched batch. Each commit costs about a page write
+// per record it adds at random (Message-IDs are random): 3,000 records a
+// commit cost a first sync of 100,000 messages twice the store time of
+// 10,000 (bench/NOTES.md).
+const bulkFrom = 4 * maxMerge
+
 // batch is one fetched chunk on its way to the Sink.
 type batch struct {
 	recs []*message.Record // may be empty: the chunk's UIDs were expunged
@@ -409,6 +419,7 @@ func (s *session) fetchNew(ctx context.Context) error {
 	}
 	batches := make(chan batch, pipelineDepth)
 	done := make(chan delivered, 1)
+	s.bulk = len(uids) >= bulkFrom
 	go func() {
 		st, err := s.deliver(ctx, batches, s.st)
 		done <- delivered{st, err}
@@ -452,7 +463,14 @@ func (s *session) deliver(ctx context.Context, in <-chan batch, st State) (State
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		b = mergeWaiting(b, in)
+		min := 0
+		if s.bulk {
+			min = maxMerge
+		}
+		var err error
+		if b, err = mergeWaiting(ctx, b, in, min); err != nil {
+			return st, err
+		}
 		if oneCommit {
 			next := st
 			next.LastUID = b.last
@@ -484,23 +502,38 @@ func (s *session) deliver(ctx context.Context, in <-chan batch, st State) (State
 	return st, nil
 }
 
-// mergeWaiting appends to b the batches already waiting in in (without
-// waiting for more), up to maxMerge records: one Sink call and one commit
-// for all of them. The result covers up to the last merged batch's UID.
-func mergeWaiting(b batch, in <-chan batch) batch {
+// mergeWaiting appends to b the batches waiting in in, up to maxMerge
+// records: one Sink call and one commit for all of them. It waits for more
+// while b holds fewer than min records and in is open (a bulk sync), else
+// takes only what is there. The result covers up to the last merged
+// batch's UID.
+func mergeWaiting(ctx context.Context, b batch, in <-chan batch, min int) (batch, error) {
 	for len(b.recs) < maxMerge {
+		if len(b.recs) < min {
+			select {
+			case nb, ok := <-in:
+				if !ok {
+					return b, nil
+				}
+				b.recs = append(b.recs, nb.recs...)
+				b.last = nb.last
+			case <-ctx.Done():
+				return b, ctx.Err()
+			}
+			continue
+		}
 		select {
 		case nb, ok := <-in:
 			if !ok {
-				return b
+				return b, nil
 			}
 			b.recs = append(b.recs, nb.recs...)
 			b.last = nb.last
 		default:
-			return b
+			return b, nil
 		}
 	}
-	return b
+	return b, nil
 }
 
 // fetchBatch fetches header fields, flags, dates and structure of uids
@@ -541,18 +574,31 @@ func cmpUID(a, b uint32) int {
 }
 
 func (s *session) fetchRecords(ctx context.Context, uids []uint32) (recs []*message.Record, missing []uint32, err error) {
-	recs, missing, err = fetchHeaders(ctx, s.c, s.mailbox, uids, s.log)
+	shallow := s.w.opt.Shallow
+	recs, missing, err = fetchHeaders(ctx, s.c, s.mailbox, uids, shallow != nil, s.log)
 	for _, rec := range recs {
 		s.locate(rec)
+		if rec.IsShallow() && !shallow(rec) {
+			deepen(rec, s.log)
+		}
 	}
 	return recs, missing, err
+}
+
+// deepen parses a shallow record in full (message.Record.Deepen).
+func deepen(rec *message.Record, log *slog.Logger) {
+	if err := rec.Deepen(); err != nil {
+		log.Debug("header partly unreadable", "uid", rec.UID, "msgid", rec.MessageID, "err", err)
+	}
 }
 
 // fetchHeaders fetches header fields (BODY.PEEK), flags, INTERNALDATE, size
 // and BODYSTRUCTURE of uids and converts each with toRecord; it returns the
 // records in UID order and the UIDs without an answer. It is shared by the
 // watcher and FetchSince.
-func fetchHeaders(ctx context.Context, c *imapclient.Client, mailbox string, uids []uint32, log *slog.Logger) (recs []*message.Record, missing []uint32, err error) {
+//
+// With shallow set, records are shallow where they can be (toRecord).
+func fetchHeaders(ctx context.Context, c *imapclient.Client, mailbox string, uids []uint32, shallow bool, log *slog.Logger) (recs []*message.Record, missing []uint32, err error) {
 	set := uidSet(uids)
 	sec := headerSection()
 	opts := &imap.FetchOptions{
@@ -580,7 +626,7 @@ func fetchHeaders(ctx context.Context, c *imapclient.Client, mailbox string, uid
 			continue // see fetchBatch
 		}
 		got[uid] = true
-		rec, perr := toRecord(buf, hdr)
+		rec, perr := toRecord(buf, hdr, shallow)
 		if perr != nil {
 			log.Debug("header partly unreadable", "uid", uid, "msgid", rec.MessageID, "err", perr)
 		}
@@ -620,7 +666,7 @@ func fetchBodies(ctx context.Context, c *imapclient.Client, mailbox string, recs
 	idx := make(map[uint32]int)
 	var want []uint32
 	for i, r := range recs {
-		if needBody(r) {
+		if !r.IsShallow() && needBody(r) {
 			idx[r.UID] = i
 			want = append(want, r.UID)
 		}
