@@ -26,7 +26,9 @@ const historyMargin = 7 * 24 * time.Hour
 //	min(now − lookback, OldestSent) − historyMargin
 //
 // is stored without being classified or applied: no verdict, no tracking, no
-// body fetch. That is most of an initial sync's work (bench/NOTES.md).
+// body fetch, and not even parsed beyond its Message-ID and Date (the
+// watcher's Shallow; the store parses it when it is read). That is most of
+// an initial sync's work (bench/NOTES.md).
 //
 // What stays exact:
 //   - our own messages (followupd.* Message-IDs), Drafts and the Stop folder
@@ -94,4 +96,10 @@ func isHistory(rec *message.Record, h time.Time) bool {
 		latest = rec.Internal
 	}
 	return !latest.IsZero() && latest.Before(h)
+}
+
+// shallowOK is the watcher's Shallow: history may reach the sink unparsed
+// (message.ParseShallow), to be stored as it is.
+func (d *Daemon) shallowOK(rec *message.Record) bool {
+	return isHistory(rec, d.historyBefore())
 }

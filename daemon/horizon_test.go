@@ -53,6 +53,14 @@ func TestFirstStartStoresHistoryWithoutJudgingIt(t *testing.T) {
 			t.Errorf("message %s not stored: %v", id, err)
 		}
 	}
+	// History is stored unparsed (shallow) and read back whole.
+	if m, err := db.Message("old-reply@client.test"); err != nil || len(m.From) != 1 || m.From[0].Addr != client ||
+		m.Subject != "Re: Offer for old pumps" || len(m.InReplyTo) != 1 || m.Mailbox != "INBOX" || m.UID == 0 {
+		t.Errorf("stored history read back as %+v, %v", m, err)
+	}
+	if err := db.Check(); err != nil {
+		t.Error(err)
+	}
 	if ins, err := db.IncomingByThread([]string{"old-offer@seller.test"}); err != nil || len(ins) != 0 {
 		t.Errorf("history was judged: verdicts %+v, %v", ins, err)
 	}

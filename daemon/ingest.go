@@ -81,6 +81,16 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 	}
 	d.refreshHorizon()
 	hist := d.historyBefore()
+	// A shallow record (the watcher's Shallow: history when fetched) is
+	// stored as it is only while it is still history and new; anything
+	// that will be looked at is parsed in full first.
+	for _, rec := range recs {
+		if rec.IsShallow() && (knownIDs[rec.MessageID] != nil || !isHistory(rec, hist)) {
+			if err := rec.Deepen(); err != nil {
+				d.log.Debug("header partly unreadable", "account", a.cfg.Name, "mailbox", rec.Mailbox, "uid", rec.UID, "msgid", rec.MessageID, "err", err)
+			}
+		}
+	}
 	verdicts, err := d.recordIncoming(a, recs, knownIDs, hist)
 	if err != nil {
 		return err

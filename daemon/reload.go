@@ -142,6 +142,7 @@ func (d *Daemon) buildAccounts(cfg *config.Config) (map[string]*account, map[str
 			Clock:       d.clk,
 			Logger:      d.log,
 			NeedBody:    d.needsBody,
+			Shallow:     d.shallowOK,
 			DebugWriter: d.opt.IMAPDebug,
 			MinBackoff:  d.opt.ReconnectMin,
 			MaxBackoff:  d.opt.ReconnectMax,
