@@ -323,15 +323,18 @@ func seedBig(b testing.TB, w *mailWorld, user string, n int, now time.Time) {
 			at = now.Add(-time.Duration(1+rng.IntN(10*24)) * time.Hour)
 		}
 		subj := fmt.Sprintf(subjects[i%len(subjects)], i)
-		id := fmt.Sprintf("offer-%d@seller.test", i)
+		// Message-IDs as mail clients make them: random, so the store's
+		// index takes them in no particular order (sequential ids would
+		// append to the B+tree and flatter the store).
+		id := fmt.Sprintf("%016x.%d@seller.test", rng.Uint64(), i)
 		sentMsgs = append(sentMsgs, offerMsg(user, id, subj, fmt.Sprintf("client%d@buyer%d.test", i%3000, i%400), at, 12+rng.IntN(25)))
 		sentDates = append(sentDates, at)
 		from := fmt.Sprintf("client%d@buyer%d.test", rng.IntN(3000), rng.IntN(400))
 		if i%3 == 0 {
-			inMsgs = append(inMsgs, replyMsg(from, user, id, fmt.Sprintf("reply-%d@buyer.test", i), subj, at.Add(time.Hour), 12+rng.IntN(25)))
+			inMsgs = append(inMsgs, replyMsg(from, user, id, fmt.Sprintf("CA%016x%08x@mail.buyer.test", rng.Uint64(), rng.Uint32()), subj, at.Add(time.Hour), 12+rng.IntN(25)))
 			inDates = append(inDates, at.Add(time.Hour))
 		} else {
-			inMsgs = append(inMsgs, offerMsg(from, fmt.Sprintf("other-%d@buyer.test", i), fmt.Sprintf(subjects[(i+2)%len(subjects)], i), user, at, 12+rng.IntN(25)))
+			inMsgs = append(inMsgs, offerMsg(from, fmt.Sprintf("%016x-%d@buyer%d.test", rng.Uint64(), i, i%400), fmt.Sprintf(subjects[(i+2)%len(subjects)], i), user, at, 12+rng.IntN(25)))
 			inDates = append(inDates, at)
 		}
 	}

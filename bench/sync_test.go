@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,14 +89,18 @@ func BenchmarkInitialSync(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for i := range sc.repeats {
+			c0 := processCPU()
 			d, n, err := bareFetch(w, user, "INBOX", "Sent")
 			if err != nil || n != sc.syncMessages {
 				b.Fatalf("bare fetch: %d messages, %v", n, err)
 			}
+			bareCPU := processCPU() - c0
 			bare = append(bare, d)
 			dir := filepath.Join(b.TempDir(), fmt.Sprint("state", i))
 			cfg, _ := w.config(b, dir, []string{user})
+			c0 = processCPU()
 			took, dmn, stop := runDaemon(b, cfg, daemon.Options{})
+			daemonCPU := processCPU() - c0
 			counts, err := dmn.Store().Counts()
 			if err != nil {
 				b.Fatal(err)
@@ -103,7 +108,7 @@ func BenchmarkInitialSync(b *testing.B) {
 			stop()
 			syncs = append(syncs, took)
 			lastDir = dir
-			b.Logf("run %d: bare %v, daemon %v (follow-ups by state %v)", i, d, took, counts)
+			b.Logf("run %d: bare %v (CPU %v), daemon %v (CPU %v) (follow-ups by state %v)", i, d, bareCPU.Round(time.Millisecond), took, daemonCPU.Round(time.Millisecond), counts)
 		}
 	}
 	b.StopTimer()
@@ -178,4 +183,14 @@ func bareSelect(b testing.TB, w *mailWorld, users []string) time.Duration {
 		b.Fatal(firstErr)
 	}
 	return time.Since(t0)
+}
+
+// processCPU is the user+system CPU time this process has used so far
+// (the bare client and an in-process daemon each run alone in it).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
