@@ -107,6 +107,10 @@ func putMessagesTx(tx *bolt.Tx, recs []*message.Record, fresh []bool) (changed b
 	}
 	// Stable: of two records with one Message-ID, the first is the new one.
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(recs[a].MessageID, recs[b].MessageID) })
+	// New records are encoded one after another into one slab: bbolt keeps
+	// each value until the commit, and append never writes over what an
+	// earlier value holds (a grown slab leaves them in the old array).
+	slab := make([]byte, 0, 512*len(recs))
 	for _, i := range order {
 		r := recs[i]
 		id := []byte(r.MessageID)
@@ -114,10 +118,12 @@ func putMessagesTx(tx *bolt.Tx, recs []*message.Record, fresh []bool) (changed b
 		if old == nil {
 			c := *r
 			c.Body = ""
-			v, err := encodeRecord(nil, &c)
+			enc, err := encodeRecord(slab, &c)
 			if err != nil {
 				return false, fmt.Errorf("store: encode message %q: %w", r.MessageID, err)
 			}
+			v := enc[len(slab):len(enc):len(enc)]
+			slab = enc
 			if err := putNewRecord(tx, id, v); err != nil {
 				return false, fmt.Errorf("store: put message %q: %w", r.MessageID, err)
 			}
