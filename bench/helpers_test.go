@@ -38,15 +38,16 @@ type scale struct {
 	accounts      int           // accounts of the accounts-per-process run
 	idle          time.Duration // how long those accounts stay idle
 	repeats       int           // runs of each timed measurement (median)
+	syncRepeats   int           // runs of the initial sync (median; the noisiest figure)
 }
 
 func getScale() scale {
 	if os.Getenv("BENCH_FULL") != "1" {
 		return scale{syncMessages: 400, replyAccounts: 2, replies: 4, replyRate: 5, pending: 2000,
-			restartAccts: 2, accounts: 4, idle: 2 * time.Second, repeats: 1}
+			restartAccts: 2, accounts: 4, idle: 2 * time.Second, repeats: 1, syncRepeats: 1}
 	}
 	sc := scale{full: true, syncMessages: 100_000, replyAccounts: 20, replies: 200, replyRate: 5,
-		pending: 100_000, restartAccts: 10, accounts: 1000, idle: 5 * time.Minute, repeats: 3}
+		pending: 100_000, restartAccts: 10, accounts: 1000, idle: 5 * time.Minute, repeats: 3, syncRepeats: 5}
 	if v, err := strconv.Atoi(os.Getenv("BENCH_SYNC_MESSAGES")); err == nil && v > 0 {
 		sc.syncMessages = v // for profiling at a smaller size
 	}
