@@ -29,6 +29,14 @@
 //     program addresses (noreply@, mailer-daemon@): a message left with no
 //     To to remind is not tracked. Our reminders are never tracked, and an
 //     auto-reply is never an answer nor a reason to send, so no mail loop.
+//   - History is stored, not judged (horizon.go): a Sent or incoming message
+//     whose Date and INTERNALDATE are both older than min(now − lookback,
+//     the oldest follow-up ever tracked) − 7 days can concern no follow-up
+//     that exists or can be tracked, so it is stored unparsed (shallow) and
+//     never classified; own messages, Drafts and the Stop folder always are.
+//   - A copy of a tracked message in a Stop folder stops its follow-up also
+//     when it is synced before the Sent copy is tracked (the sighting is
+//     remembered and checked when the Sent copy is tracked).
 //   - An answer counts from any configured mailbox (a colleague's, sales@);
 //     an out-of-office with a return date holds every follow-up to that
 //     contact, across rules and senders, through store.SetAway.
@@ -46,6 +54,17 @@
 //   - Steps fire only once the account's folders finished their first sync,
 //     only on business days inside the send window, paced per account, and a
 //     step overdue by more than max_overdue is skipped, not sent late.
+//     max_overdue counts from when the daemon last deferred a step it had
+//     found eligible (store.FollowUp.Eligible: pacing, an IMAP check that
+//     failed, waiting for the watcher), so a server outage while the daemon
+//     runs delays a reminder but does not skip it; a daemon that was not
+//     running still skips.
+//   - Approval mode: a step whose APPEND to Drafts failed, or whose intent
+//     survived a restart, is first looked up by its own Message-ID in Drafts
+//     and Sent (a lost reply, a crash after the APPEND) before it is drafted
+//     again, and earlier attempts' drafts are removed: one draft per step.
+//     `followupd approve` deletes the draft first and sends only a draft it
+//     removed; a draft already in Sent is the sender's own send.
 //   - Reload (SIGHUP) swaps the configuration without a restart: entry
 //     points take d.current(), a view with the live configuration, so one
 //     decision sees one configuration; unchanged accounts keep their
