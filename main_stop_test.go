@@ -21,12 +21,24 @@ import (
 // Shutdown of the real binary (issue: SIGTERM must stop it within 10s,
 // whatever the service manager or the servers do meanwhile).
 
+// stopBinDir holds the binary stopBin made; TestMain removes it.
+var stopBinDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if stopBinDir != "" {
+		os.RemoveAll(stopBinDir)
+	}
+	os.Exit(code)
+}
+
 // stopBin is the binary the stop tests run, built once.
 var stopBin = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "followupd-stop-test-")
 	if err != nil {
 		return "", err
 	}
+	stopBinDir = dir
 	bin := filepath.Join(dir, "followupd")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -26,7 +26,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("BENCH_ROLE") == "bareidle" {
 		os.Exit(bareIdleMain())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir) // the followupd binary buildOnce made
+	}
+	os.Exit(code)
 }
 
 // bareIdleMain idles on INBOX and Sent of BENCH_COUNT accounts

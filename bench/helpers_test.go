@@ -418,11 +418,15 @@ func quietLogger() *slog.Logger {
 }
 
 // buildDaemon builds the followupd binary once per test binary.
+// binDir holds the binary buildOnce made; TestMain removes it.
+var binDir string
+
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "followupd-bench-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "followupd")
 	root, err := repoRoot()
 	if err != nil {

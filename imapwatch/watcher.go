@@ -76,14 +76,14 @@ type Options struct {
 	Logger *slog.Logger
 	// NeedBody is asked after the header fetch; true fetches BODY.PEEK[]
 	// (capped at MaxBodyFetch) and re-parses the record with message.Parse.
-	NeedBody    func(*message.Record) bool
+	NeedBody func(*message.Record) bool
 	// Shallow, when set, is asked of every fetched record that could be
 	// read shallow (message.ParseShallow: it has a Message-ID), once its
 	// location is set: true hands it to the Sink shallow, to be stored as
 	// it is (the daemon: history, see its horizon), false parses it in full
 	// first. Nil: every record is parsed in full. NeedBody is never asked
 	// of a shallow record.
-	Shallow func(*message.Record) bool
+	Shallow     func(*message.Record) bool
 	BatchSize   int           // UIDs per FETCH during sync
 	IdleRestart time.Duration // re-issue IDLE after this long
 	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles

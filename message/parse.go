@@ -48,7 +48,7 @@ func splitHeader(raw []byte) (fields []field, body []byte, err error) {
 	hs := string(raw[:hlen])
 	fields = make([]field, 0, 16)
 	var bad []string
-	pos := 0 // offset of the next line in raw
+	pos := 0  // offset of the next line in raw
 	cur := -1 // index in fields of the field being unfolded, or -1
 	for pos < len(raw) {
 		var line string
