@@ -208,6 +208,11 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 				missing = true
 			}
 		}
+		// A store from before keyOldestSent gets it now, once, rather
+		// than OldestSent reading every follow-up at each call.
+		if kv := tx.Bucket(bucketKV); !readOnly && kv != nil && kv.Get(keyOldestSent) == nil {
+			missing = true
+		}
 		return nil
 	})
 	if err != nil {
@@ -230,7 +235,7 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 		if err := tx.Bucket(bucketMeta).Put(keySchema, v[:]); err != nil {
 			return fmt.Errorf("store: write schema version in %s: %w", db.path, err)
 		}
-		return nil
+		return initOldestSentTx(tx)
 	})
 }
 

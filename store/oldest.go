@@ -92,3 +92,20 @@ func sentNanos(t time.Time) int64 {
 	}
 	return t.UnixNano()
 }
+
+// initOldestSentTx writes keyOldestSent when it is missing (Open).
+func initOldestSentTx(tx *bolt.Tx) error {
+	if tx.Bucket(bucketKV).Get(keyOldestSent) != nil {
+		return nil
+	}
+	ns, err := oldestSentTx(tx)
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(ns))
+	if err := tx.Bucket(bucketKV).Put(keyOldestSent, b[:]); err != nil {
+		return fmt.Errorf("store: put oldest sent: %w", err)
+	}
+	return nil
+}

@@ -58,3 +58,25 @@ func TestOldestSent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Open writes the bound into a store that lacks it (one written before it
+// existed), computed from its follow-ups; a read-only open leaves it be.
+func TestOpenWritesOldestSent(t *testing.T) {
+	db := storetest.New(t)
+	f := newFollowUp("old@seller.example", t0.Add(72*time.Hour))
+	f.SentAt = t0.Add(-9 * 24 * time.Hour)
+	if _, _, err := db.Track(f, t0, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutMeta("oldest_sent", nil); err != nil {
+		t.Fatal(err)
+	}
+	db.Reopen()
+	v, err := db.Meta("oldest_sent")
+	if err != nil || len(v) != 8 {
+		t.Fatalf("after reopen: %x, %v", v, err)
+	}
+	if got, ok, err := db.OldestSent(); err != nil || !ok || !got.Equal(f.SentAt) {
+		t.Errorf("OldestSent = %v %v %v, want %v", got, ok, err, f.SentAt)
+	}
+}
