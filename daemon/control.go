@@ -364,32 +364,46 @@ type approveOutcome struct {
 func (d *Daemon) approveOn(ctx context.Context, c *imapclient.Client, a *account, sentBox, draftsBox string, f *store.FollowUp) (approveOutcome, error) {
 	log := d.log.With("account", a.cfg.Name, "id", f.ID, "msgid", f.MessageID, "step", f.Step, "draft", f.SendID)
 	sendID := f.SendID
-	removed, err := imapwatch.DeleteMessageID(ctx, c, draftsBox, sendID)
-	if err != nil {
-		return approveOutcome{}, fmt.Errorf("removing draft %s from %s: %w", sendID, draftsBox, err)
-	}
-	var inSent bool
 	var out approveOutcome
-	if sentBox != "" {
-		if inSent, err = imapwatch.FindMessageID(ctx, c, sentBox, sendID); err != nil {
-			if removed == 0 {
-				return approveOutcome{}, fmt.Errorf("looking for draft %s in %s: %w", sendID, sentBox, err)
-			}
-			// The draft was there and is gone now: the sender had not sent
-			// it, as far as anyone can tell. Approve, but say what was not checked.
-			log.Warn("approving: looking for the draft in Sent failed", "err", err)
-			out.warning = fmt.Sprintf("#%d: Sent could not be searched for the draft (%v); if the sender sent it from the mail client just now, cancel the follow-up", f.ID, err)
-		}
-	}
-	switch {
-	case inSent:
+	sentBySender := func() (approveOutcome, error) {
 		if err := d.draftSentBySender(a, f, "approve found draft "+sendID+" in Sent: the sender sent it; not sent again"); err != nil {
 			out.refusal = fmt.Sprintf("the sender already sent this draft (its copy is in Sent), but recording that failed: %v", err)
 			return out, nil
 		}
 		out.refusal = "the sender already sent this draft from the mail client (its copy is in Sent): recorded as sent, not sent again"
 		return out, nil
-	case removed == 0:
+	}
+	// Sent first, with nothing touched yet: a search that fails refuses
+	// the approval as it is (try again), never approves blindly.
+	if sentBox != "" {
+		inSent, err := imapwatch.FindMessageID(ctx, c, sentBox, sendID)
+		if err != nil {
+			return approveOutcome{}, fmt.Errorf("looking for draft %s in %s: %w", sendID, sentBox, err)
+		}
+		if inSent {
+			return sentBySender()
+		}
+	}
+	removed, err := imapwatch.DeleteMessageID(ctx, c, draftsBox, sendID)
+	if err != nil {
+		return approveOutcome{}, fmt.Errorf("removing draft %s from %s: %w", sendID, draftsBox, err)
+	}
+	// Again after the delete: a mail client files the Sent copy before it
+	// deletes the draft, so the sender may have sent it between the two.
+	if sentBox != "" {
+		inSent, err := imapwatch.FindMessageID(ctx, c, sentBox, sendID)
+		switch {
+		case err != nil && removed == 0:
+			return approveOutcome{}, fmt.Errorf("looking for draft %s in %s: %w", sendID, sentBox, err)
+		case err != nil:
+			log.Warn("approve: draft removed, Sent could not be searched again; nothing sent", "err", err)
+			out.refusal = fmt.Sprintf("the draft was taken out of %s, but Sent could not be searched again to make sure the sender had not just sent it (%v): nothing was sent; the next draft check records the step as sent if its copy is in Sent, else as skipped", draftsBox, err)
+			return out, nil
+		case inSent:
+			return sentBySender()
+		}
+	}
+	if removed == 0 {
 		log.Info("approve: draft neither in Drafts nor in Sent; nothing sent")
 		out.refusal = fmt.Sprintf("%v: %s is neither in %s nor in Sent (deleted, or edited and sent under another Message-ID); nothing was sent", errDraftGone, sendID, draftsBox)
 		return out, nil
