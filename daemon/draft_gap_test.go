@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -183,7 +184,17 @@ func TestRedraftEarlierDraftSentBySender(t *testing.T) {
 	if n := len(w.remindersTo(client)); n != 0 {
 		t.Errorf("%d reminders sent over SMTP in approval mode", n)
 	}
-	if f := stateOf(t, d.Store(), offer); f.State != store.StateWaiting || f.Step != 2 {
+	f := stateOf(t, d.Store(), offer)
+	if f.State != store.StateWaiting || f.Step != 2 {
 		t.Errorf("after the sweep: %s step %d, want waiting step 2", f.State, f.Step)
+	}
+	// The id the client got is the earlier draft's: answers and bounces
+	// citing it must find the follow-up.
+	sentAs, err := message.ParseHeader(earlier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(f.Sent, sentAs.MessageID) {
+		t.Errorf("f.Sent = %v, want it to hold the draft the sender sent, %s", f.Sent, sentAs.MessageID)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -401,11 +402,21 @@ func (d *Daemon) submit(ctx context.Context, a *account, f *store.FollowUp) {
 
 // completed records a step's success and schedules the next.
 func (d *Daemon) completed(a *account, f *store.FollowUp, ev store.Event, reason, kind string) {
+	d.completedAs(a, f, ev, reason, kind, "")
+}
+
+// completedAs is completed for a step that went out under another of its
+// Message-IDs, sentAs (an earlier attempt's draft the sender sent): that id
+// joins f.Sent too, so answers and bounces citing it find the follow-up.
+func (d *Daemon) completedAs(a *account, f *store.FollowUp, ev store.Event, reason, kind, sentAs string) {
 	now := d.clk.Now()
 	step := f.Step
 	nf, err := d.db.Transition(f.ID, ev, now, reason, func(f *store.FollowUp) error {
 		if f.State != store.StateSending && f.State != store.StateDraft {
 			return store.ErrNoChange // an answer landed meanwhile; it wins
+		}
+		if sentAs != "" && !slices.Contains(f.Sent, sentAs) {
+			f.Sent = append(f.Sent, sentAs)
 		}
 		return d.advance(a, f, now)
 	})
@@ -413,7 +424,10 @@ func (d *Daemon) completed(a *account, f *store.FollowUp, ev store.Event, reason
 		return
 	}
 	if err != nil {
-		d.log.Error("recording sent step", "account", a.cfg.Name, "id", f.ID, "step", step, "err", err)
+		// The step stays where it is (sending, or a draft): look at it
+		// again later rather than leave it without a timer until a restart.
+		d.log.Error("recording sent step; will look at it again", "account", a.cfg.Name, "id", f.ID, "step", step, "err", err)
+		d.sched.Set(f.ID, now.Add(d.opt.RetryBase))
 		return
 	}
 	d.log.Info("reminder sent", "account", a.cfg.Name, "id", nf.ID, "msgid", nf.MessageID, "step", step, "next", nf.State)
@@ -501,7 +515,7 @@ func (d *Daemon) draft(ctx context.Context, a *account, f *store.FollowUp, raw [
 	}
 	if sentAs != "" {
 		log.Info("an earlier draft of this step was sent by the sender; not drafted again", "sent_as", sentAs)
-		d.completed(a, f, store.EvSent, fmt.Sprintf("step %d was sent by the sender as %s, the draft of an earlier attempt (found in Sent); %s not drafted", f.Step, sentAs, f.SendID), "sent")
+		d.completedAs(a, f, store.EvSent, fmt.Sprintf("step %d was sent by the sender as %s, the draft of an earlier attempt (found in Sent); %s not drafted", f.Step, sentAs, f.SendID), "sent", sentAs)
 		return
 	}
 	if err := d.appendCopy(ctx, a, "Drafts", raw, []string{`\Draft`}); err != nil {
@@ -532,6 +546,11 @@ func (d *Daemon) recordDrafted(ctx context.Context, a *account, f *store.FollowU
 		// cannot be sent after the answer.
 		if derr := d.deleteDrafts(ctx, a, []string{sendID}); derr != nil {
 			d.log.Warn("removing an unrecorded draft", "account", a.cfg.Name, "id", f.ID, "msgid", sendID, "err", derr)
+		}
+		if !errors.Is(err, store.ErrNoChange) {
+			// A store failure left the step in sending: look again later
+			// (its draft is gone, so it is drafted afresh or settled).
+			d.sched.Set(f.ID, d.clk.Now().Add(d.opt.RetryBase))
 		}
 		return
 	}
