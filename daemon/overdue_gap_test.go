@@ -113,9 +113,14 @@ func TestDaemonDownPastMaxOverdueSkips(t *testing.T) {
 func TestOutageThenDaemonDownSkips(t *testing.T) {
 	w := newWorld(t, monday(t), seller, client)
 	cfg := w.config("", seller)
-	_, stop := w.run(cfg)
+	d0, stop := w.run(cfg)
 	back := outage(t, w)
 	w.advanceTo(time.Date(2026, 11, 30, 12, 0, 0, 0, w.loc)) // Monday: kept eligible by now
+	// The outage itself was bridged: the mark is there (else this test
+	// would pass for the wrong reason, skipping on the outage).
+	if f := stateOf(t, d0.Store(), outageOffer); f.Eligible == nil {
+		t.Fatalf("no eligibility mark kept during the outage: %+v", f)
+	}
 	stop()
 	w.imap.SetRefuse(false)
 	w.advanceTo(back.Add(24 * time.Hour)) // Thursday: down for three business days
