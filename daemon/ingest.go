@@ -208,7 +208,10 @@ func (d *Daemon) ingestGuarded(ctx context.Context, a *account, rec *message.Rec
 func (d *Daemon) ingest(ctx context.Context, a *account, rec *message.Record) error {
 	switch rec.Role {
 	case message.RoleSent:
-		return d.ingestSent(a, rec)
+		if err := d.ingestSent(a, rec); err != nil {
+			return err
+		}
+		return d.forgetStopSighting(rec.MessageID)
 	case message.RoleDrafts:
 		return nil // never an answer, never tracked
 	case message.RoleStop:
@@ -810,6 +813,9 @@ func (d *Daemon) rememberStopSighting(a *account, rec, known *message.Record) er
 	case rec.IsOwn() || !(d.fromUs(a, rec) || d.fromTeam(rec)):
 		return nil // never tracked, so nothing to stop
 	}
+	if t := msgTime(rec); !t.IsZero() && t.Before(d.clk.Now().Add(-d.lookback())) {
+		return nil // older than lookback: its Sent copy is never tracked
+	}
 	if f, err := d.db.ByMessageID(rec.MessageID); err == nil && f.MessageID == rec.MessageID {
 		return nil // tracked already: stopByFolder stops it, if it still runs
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -823,6 +829,26 @@ func (d *Daemon) rememberStopSighting(a *account, rec, known *message.Record) er
 	}
 	if err := d.db.PutMeta(key, []byte(rec.Mailbox)); err != nil {
 		return fmt.Errorf("remembering the Stop-folder sighting: %w", err)
+	}
+	return nil
+}
+
+// forgetStopSighting drops the Stop-folder sighting of msgid once its Sent
+// copy was judged and not tracked: nothing will ever read it.
+func (d *Daemon) forgetStopSighting(msgid string) error {
+	key := metaStopSeen + msgid
+	if _, err := d.db.Meta(key); errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("reading the Stop-folder sighting: %w", err)
+	}
+	if _, err := d.db.ByMessageID(msgid); err == nil {
+		return nil // tracked: stopIfSeenInStop consumes it
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := d.db.PutMeta(key, nil); err != nil {
+		return fmt.Errorf("forgetting the Stop-folder sighting: %w", err)
 	}
 	return nil
 }

@@ -85,3 +85,50 @@ func TestStopFolderRacesSentFolder(t *testing.T) {
 		})
 	}
 }
+
+// A Stop-folder sighting of a message whose Sent copy is then judged and
+// not tracked is dropped: nothing would ever read it.
+func TestStopSightingForgottenWhenNotTracked(t *testing.T) {
+	const seller, id = "ivan@seller.test", "lunch@seller.test"
+	raw := []byte("Message-ID: <" + id + ">\r\nFrom: " + seller + "\r\nTo: anna@client.test\r\nCc: " + seller +
+		"\r\nSubject: Lunch on Friday\r\nDate: Mon, 23 Nov 2026 10:00:00 +0300\r\n\r\n")
+	r := newRig(t, seller)
+	r.write("Hello", r.account(seller, ""))
+	cfg := r.load()
+	cfg.Accounts[0].Folders.Stop = "Stop"
+	d, err := New(cfg, Options{Clock: r.clk, Logger: slog.New(slog.NewTextHandler(r.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	acct := cfg.Accounts[0].Name
+	s := &sink{d: d, name: acct}
+	ctx := context.Background()
+	for i, box := range []struct {
+		role    message.Role
+		mailbox string
+	}{{message.RoleInbox, "INBOX"}, {message.RoleStop, "Stop"}, {message.RoleSent, "Sent"}} {
+		rec, err := message.ParseHeader(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Account, rec.Role, rec.Mailbox, rec.UIDValidity, rec.UID, rec.Internal = acct, box.role, box.mailbox, 1, uint32(i+1), r.clk.Now()
+		if err := s.HandleMessages(ctx, []*message.Record{rec}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.db.Meta(metaStopSeen + id)
+		switch box.role {
+		case message.RoleStop:
+			if err != nil {
+				t.Fatalf("Stop copy after the INBOX copy: no sighting kept (%v)", err)
+			}
+		case message.RoleSent:
+			if err == nil {
+				t.Error("the sighting is kept after the Sent copy was judged and not tracked")
+			}
+		}
+	}
+	if _, err := d.db.ByMessageID(id); err == nil {
+		t.Error("a lunch invitation was tracked")
+	}
+}
