@@ -75,7 +75,12 @@ func (d *Daemon) historyBefore() time.Time {
 	if o == 0 {
 		return time.Time{}
 	}
-	h := d.clk.Now().Add(-d.lookback())
+	// The live configuration's lookback: the watcher asks this of the
+	// Daemon it was made with, whose cfg a reload does not change.
+	d.live.mu.RLock()
+	cfg := d.live.cfg
+	d.live.mu.RUnlock()
+	h := d.clk.Now().Add(-lookbackOf(cfg))
 	if o != noOldest && o < h.UnixNano() {
 		h = time.Unix(0, o)
 	}

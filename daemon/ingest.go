@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"followupd/classify"
+	"followupd/config"
 	"followupd/imapwatch"
 	"followupd/message"
 	"followupd/store"
@@ -85,10 +86,24 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 	// stored as it is only while it is still history and new; anything
 	// that will be looked at is parsed in full first.
 	for _, rec := range recs {
-		if rec.IsShallow() && (knownIDs[rec.MessageID] != nil || !isHistory(rec, hist)) {
-			if err := rec.Deepen(); err != nil {
-				d.log.Debug("header partly unreadable", "account", a.cfg.Name, "mailbox", rec.Mailbox, "uid", rec.UID, "msgid", rec.MessageID, "err", err)
-			}
+		if !rec.IsShallow() {
+			continue
+		}
+		known := knownIDs[rec.MessageID] != nil
+		if !known && isHistory(rec, hist) {
+			continue // stored as it is
+		}
+		if !known {
+			// Fetched as history (no body, not parsed) but it is not any
+			// more (the horizon moved: a reload with a longer lookback,
+			// a store read that failed): judging it without its body
+			// could miss a bounce's report or an auto-reply's return
+			// date, so the batch is fetched again.
+			return fmt.Errorf("message %s (uid %d of %s) was fetched as history, which it no longer is: fetching the batch again", rec.MessageID, rec.UID, rec.Mailbox)
+		}
+		// Known: the known path looks at it, parsed.
+		if err := rec.Deepen(); err != nil {
+			d.log.Debug("header partly unreadable", "account", a.cfg.Name, "mailbox", rec.Mailbox, "uid", rec.UID, "msgid", rec.MessageID, "err", err)
 		}
 	}
 	verdicts, err := d.recordIncoming(a, recs, knownIDs, hist)
@@ -323,8 +338,10 @@ func (d *Daemon) ingestSent(a *account, rec *message.Record) error {
 	return nil
 }
 
-func (d *Daemon) lookback() time.Duration {
-	lb := d.cfg.Lookback.Duration + time.Duration(d.cfg.Lookback.BusinessDays)*24*time.Hour*7/5
+func (d *Daemon) lookback() time.Duration { return lookbackOf(d.cfg) }
+
+func lookbackOf(cfg *config.Config) time.Duration {
+	lb := cfg.Lookback.Duration + time.Duration(cfg.Lookback.BusinessDays)*24*time.Hour*7/5
 	if lb <= 0 {
 		lb = 14 * 24 * time.Hour
 	}
