@@ -73,8 +73,15 @@ func scanIDDate(raw []byte) (msgid, date string, plain bool) {
 			continue
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || bytes.ContainsAny(line[:colon], " \t") {
+		if colon <= 0 {
 			return "", "", false
+		}
+		for _, c := range line[:colon] {
+			if c < 0x21 || c > 0x7e {
+				// Blanks or other bytes splitHeader trims or keeps
+				// (\f, \v, 8-bit): its rules, not ours.
+				return "", "", false
+			}
 		}
 		cur = none
 		key := line[:colon]

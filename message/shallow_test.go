@@ -29,6 +29,8 @@ func FuzzShallowDeepen(f *testing.F) {
 	f.Add([]byte("Message-ID: <a@b>\r\nDate: garbage\r\nSubject: =?koi8-r?b?8NLJ18XU?=\r\n\r\n"))
 	f.Add([]byte("Message-ID:\r\n <folded@b>\r\nFrom: x\r\n\r\n"))
 	f.Add([]byte("Subject: no id\r\n\r\n"))
+	f.Add([]byte("Message-ID\f: <first@x>\r\nMessage-ID: <second@x>\r\n\r\n"))
+	f.Add([]byte("Message-ID: <a@x>\r\nDate\u00a0: Tue, 03 Mar 2026 10:00:00 +0300\r\nDate: Tue, 03 Mar 2006 10:00:00 +0300\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		sh, ok := ParseShallow(raw)
 		if !ok {
