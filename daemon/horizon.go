@@ -33,6 +33,12 @@ const historyMargin = 7 * 24 * time.Hour
 // What stays exact:
 //   - our own messages (followupd.* Message-IDs), Drafts and the Stop folder
 //     are always processed, whatever their dates;
+//   - a message citing (In-Reply-To, References) a tracked message or one of
+//     our reminders is judged whatever its dates (historyOf): a client
+//     clock far behind, copied into INTERNALDATE by an APPEND-based
+//     delivery, does not hide an answer. Only such a message synced before
+//     the offer it cites is tracked (a first start, the folders syncing side
+//     by side) goes unjudged;
 //   - a message without either date is processed;
 //   - OldestSent covers follow-ups in every state, finished and uncertain ones
 //     included (a late answer still counts for those), so a UIDVALIDITY
@@ -107,4 +113,43 @@ func isHistory(rec *message.Record, h time.Time) bool {
 // (message.ParseShallow), to be stored as it is.
 func (d *Daemon) shallowOK(rec *message.Record) bool {
 	return isHistory(rec, d.historyBefore())
+}
+
+// historyOf picks the batch's history: new records (not known) that are
+// history by the horizon and cite (In-Reply-To, References) no tracked
+// message nor one of our reminders — a message citing one is written after
+// it whatever its dates say (a client clock far behind, copied into
+// INTERNALDATE by an APPEND-based delivery), so it is judged (cited). One
+// read transaction for the batch.
+func (d *Daemon) historyOf(recs []*message.Record, known map[string]*message.Record) (history, cited map[*message.Record]bool, err error) {
+	h := d.historyBefore()
+	history = make(map[*message.Record]bool)
+	var ids []string
+	for _, rec := range recs {
+		if known[rec.MessageID] == nil && isHistory(rec, h) {
+			history[rec] = true
+			ids = append(ids, rec.InReplyTo...)
+			ids = append(ids, rec.References...)
+		}
+	}
+	if len(ids) == 0 {
+		return history, nil, nil
+	}
+	tracked, err := d.db.Tracked(ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	for rec := range history {
+		for _, id := range rec.ThreadIDs() {
+			if tracked[id] {
+				delete(history, rec)
+				if cited == nil {
+					cited = make(map[*message.Record]bool)
+				}
+				cited[rec] = true
+				break
+			}
+		}
+	}
+	return history, cited, nil
 }

@@ -81,19 +81,18 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 		return err
 	}
 	d.refreshHorizon()
-	hist := d.historyBefore()
+	history, cited, err := d.historyOf(recs, knownIDs)
+	if err != nil {
+		return err
+	}
 	// A shallow record (the watcher's Shallow: history when fetched) is
 	// stored as it is only while it is still history and new; anything
 	// that will be looked at is parsed in full first.
 	for _, rec := range recs {
-		if !rec.IsShallow() {
+		if !rec.IsShallow() || history[rec] {
 			continue
 		}
-		known := knownIDs[rec.MessageID] != nil
-		if !known && isHistory(rec, hist) {
-			continue // stored as it is
-		}
-		if !known {
+		if knownIDs[rec.MessageID] == nil && !cited[rec] {
 			// Fetched as history (no body, not parsed) but it is not any
 			// more (the horizon moved: a reload with a longer lookback,
 			// a store read that failed): judging it without its body
@@ -101,12 +100,14 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 			// date, so the batch is fetched again.
 			return fmt.Errorf("message %s (uid %d of %s) was fetched as history, which it no longer is: fetching the batch again", rec.MessageID, rec.UID, rec.Mailbox)
 		}
-		// Known: the known path looks at it, parsed.
+		// Known (the known path looks at it), or old but citing a tracked
+		// message (judged on its header: fetching it again would fetch it
+		// shallow again).
 		if err := rec.Deepen(); err != nil {
 			d.log.Debug("header partly unreadable", "account", a.cfg.Name, "mailbox", rec.Mailbox, "uid", rec.UID, "msgid", rec.MessageID, "err", err)
 		}
 	}
-	verdicts, err := d.recordIncoming(a, recs, knownIDs, hist)
+	verdicts, err := d.recordIncoming(a, recs, knownIDs, history)
 	if err != nil {
 		return err
 	}
@@ -140,7 +141,7 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 			}
 			continue
 		}
-		if isHistory(rec, hist) {
+		if history[rec] {
 			continue // can concern no follow-up (horizon.go): only stored
 		}
 		if v, ok := verdicts[rec]; ok {

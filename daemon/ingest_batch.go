@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"time"
 
 	"followupd/classify"
 	"followupd/message"
@@ -22,9 +21,9 @@ import (
 // known holds the batch's Message-IDs the store already has (KnownMessages,
 // read once by HandleMessages for both this and its own loop).
 //
-// Records that are history by the horizon hist (horizon.go) are left out
-// and not classified: HandleMessages only stores them.
-func (d *Daemon) recordIncoming(a *account, recs []*message.Record, known map[string]*message.Record, hist time.Time) (map[*message.Record]classify.Verdict, error) {
+// Records in history (horizon.go: historyOf) are left out and not
+// classified: HandleMessages only stores them.
+func (d *Daemon) recordIncoming(a *account, recs []*message.Record, known map[string]*message.Record, history map[*message.Record]bool) (map[*message.Record]classify.Verdict, error) {
 	var out map[*message.Record]classify.Verdict
 	var ins []store.Incoming
 	for _, rec := range recs {
@@ -38,7 +37,7 @@ func (d *Daemon) recordIncoming(a *account, recs []*message.Record, known map[st
 		if known[rec.MessageID] != nil {
 			continue // known: HandleMessages skips it
 		}
-		if isHistory(rec, hist) {
+		if history[rec] {
 			continue
 		}
 		v, in, err := d.incomingVerdict(a, rec)

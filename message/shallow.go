@@ -10,38 +10,43 @@ import "bytes"
 // Message-ID gets no shallow record (ok=false): its synthetic id is made of
 // the other fields.
 func ParseShallow(raw []byte) (rec *Record, ok bool) {
-	msgid, date, plain := scanIDDate(raw)
+	h, plain := scanShallow(raw)
 	if !plain {
 		// Anything unusual: read it as ParseHeader does.
 		fields, _, _ := splitHeader(fixLineEnds(raw))
-		msgid, _ = first(fields, "Message-Id")
-		date, _ = first(fields, "Date")
+		h.msgid, _ = first(fields, "Message-Id")
+		h.date, _ = first(fields, "Date")
+		h.irt = all(fields, "In-Reply-To", " ")
+		h.refs = all(fields, "References", " ")
 	}
-	ids := ParseMessageIDs(msgid)
+	ids := ParseMessageIDs(h.msgid)
 	if len(ids) == 0 {
 		return nil, false
 	}
 	rec = &Record{MessageID: ids[0], Raw: raw}
-	if len(date) > 0 {
-		rec.Date, _ = parseDate(date) // zero when unreadable, as ParseHeader
+	if len(h.date) > 0 {
+		rec.Date, _ = parseDate(h.date) // zero when unreadable, as ParseHeader
 	}
+	// What it cites, as ParseHeader reads it: a message citing a tracked
+	// one is never history, whatever its dates say.
+	rec.InReplyTo = ParseMessageIDs(h.irt)
+	rec.References = ParseMessageIDs(h.refs)
 	return rec, true
 }
 
-// scanIDDate finds the first Message-ID and Date fields of a plain header
-// block (lines "Key: value" ending in LF or CRLF, folded lines indented,
-// ended by an empty line or the end) without splitting every field, and
-// returns their values as splitHeader would (unfolded, trimmed). A block
-// that is not plain (a line without a colon or with blanks in its key, a
-// whitespace-only line, a bare CR) gets plain=false: splitHeader's quirks
-// are for it.
-func scanIDDate(raw []byte) (msgid, date string, plain bool) {
-	const (
-		none = iota
-		inID
-		inDate
-	)
-	cur := none // the field the current continuation lines belong to
+// shallowFields are the header values ParseShallow reads, as splitHeader
+// and first/all give them: the first Message-ID and Date, every
+// In-Reply-To and References joined by a space.
+type shallowFields struct{ msgid, date, irt, refs string }
+
+// scanShallow finds shallowFields in a plain header block (lines
+// "Key: value" ending in LF or CRLF, folded lines indented, ended by an
+// empty line or the end) without splitting every field. A block that is not
+// plain (a line without a colon, a field name with a byte outside
+// 0x21-0x7e, a whitespace-only line, a bare CR) gets plain=false:
+// splitHeader's quirks are for it.
+func scanShallow(raw []byte) (h shallowFields, plain bool) {
+	var cur *string // the value the current continuation lines belong to
 	var idDone, dateDone bool
 	for len(raw) > 0 {
 		var line []byte
@@ -54,7 +59,7 @@ func scanIDDate(raw []byte) (msgid, date string, plain bool) {
 			line = line[:n-1]
 		}
 		if bytes.IndexByte(line, '\r') >= 0 {
-			return "", "", false
+			return h, false
 		}
 		if len(line) == 0 {
 			break // end of header
@@ -62,37 +67,53 @@ func scanIDDate(raw []byte) (msgid, date string, plain bool) {
 		if line[0] == ' ' || line[0] == '\t' {
 			v := bytes.TrimSpace(line)
 			if len(v) == 0 {
-				return "", "", false // whitespace-only: splitHeader's rules
+				return h, false // whitespace-only: splitHeader's rules
 			}
-			switch cur {
-			case inID:
-				msgid += " " + string(v)
-			case inDate:
-				date += " " + string(v)
+			if cur != nil {
+				*cur += " " + string(v)
 			}
 			continue
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return "", "", false
+			return h, false
 		}
 		for _, c := range line[:colon] {
 			if c < 0x21 || c > 0x7e {
 				// Blanks or other bytes splitHeader trims or keeps
 				// (\f, \v, 8-bit): its rules, not ours.
-				return "", "", false
+				return h, false
 			}
 		}
-		cur = none
-		key := line[:colon]
+		cur = nil
+		key, val := line[:colon], string(bytes.TrimSpace(line[colon+1:]))
 		switch {
-		case !idDone && asciiEqualFold(key, "message-id"):
-			msgid, idDone, cur = string(bytes.TrimSpace(line[colon+1:])), true, inID
-		case !dateDone && asciiEqualFold(key, "date"):
-			date, dateDone, cur = string(bytes.TrimSpace(line[colon+1:])), true, inDate
+		case asciiEqualFold(key, "message-id"):
+			if !idDone {
+				h.msgid, idDone, cur = val, true, &h.msgid
+			}
+		case asciiEqualFold(key, "date"):
+			if !dateDone {
+				h.date, dateDone, cur = val, true, &h.date
+			}
+		case asciiEqualFold(key, "in-reply-to"):
+			cur = appendValue(&h.irt, val)
+		case asciiEqualFold(key, "references"):
+			cur = appendValue(&h.refs, val)
 		}
 	}
-	return msgid, date, true
+	return h, true
+}
+
+// appendValue adds one more field's value to *all (all's " " join) and
+// returns where its continuation lines go. Continuations of an earlier
+// field end before the next one starts, so appending to *all is right.
+func appendValue(all *string, val string) *string {
+	if *all != "" {
+		*all += " "
+	}
+	*all += val
+	return all
 }
 
 func asciiEqualFold(b []byte, lower string) bool {

@@ -29,6 +29,7 @@ func FuzzShallowDeepen(f *testing.F) {
 	f.Add([]byte("Message-ID: <a@b>\r\nDate: garbage\r\nSubject: =?koi8-r?b?8NLJ18XU?=\r\n\r\n"))
 	f.Add([]byte("Message-ID:\r\n <folded@b>\r\nFrom: x\r\n\r\n"))
 	f.Add([]byte("Subject: no id\r\n\r\n"))
+	f.Add([]byte("Message-ID: <r@x>\r\nIn-Reply-To:\r\n <a@x>\r\nReferences: <b@x>\r\n <c@x>\r\nIn-Reply-To: <d@x>\r\n\r\n"))
 	f.Add([]byte("Message-ID\f: <first@x>\r\nMessage-ID: <second@x>\r\n\r\n"))
 	f.Add([]byte("Message-ID: <a@x>\r\nDate\u00a0: Tue, 03 Mar 2026 10:00:00 +0300\r\nDate: Tue, 03 Mar 2006 10:00:00 +0300\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -39,6 +40,10 @@ func FuzzShallowDeepen(f *testing.F) {
 		full, ferr := ParseHeader(raw)
 		if sh.MessageID != full.MessageID {
 			t.Fatalf("shallow id %q, full %q", sh.MessageID, full.MessageID)
+		}
+		// What it cites decides history too (the daemon's horizon).
+		if !reflect.DeepEqual(sh.ThreadIDs(), full.ThreadIDs()) {
+			t.Fatalf("shallow cites %q, full %q", sh.ThreadIDs(), full.ThreadIDs())
 		}
 		imapSide(sh)
 		imapSide(full)

@@ -427,6 +427,26 @@ func (db *DB) ByMessageID(msgid string) (*FollowUp, error) {
 	return out, err
 }
 
+// Tracked reports which of ids are a tracked message's Message-ID or one of
+// our reminders' (the keys ByThread looks up), in one read transaction,
+// without loading any follow-up.
+func (db *DB) Tracked(ids []string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	err := db.view(func(tx *bolt.Tx) error {
+		msg, thread := tx.Bucket(bucketFUMsgID), tx.Bucket(bucketFUThread)
+		for _, id := range ids {
+			if id == "" || out[id] {
+				continue
+			}
+			if msg.Get([]byte(id)) != nil || thread.Get([]byte(id)) != nil {
+				out[id] = true
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ByThread returns the follow-ups whose tracked message or own reminders
 // are among ids (a message's In-Reply-To and References), sorted by ID.
 func (db *DB) ByThread(ids []string) ([]*FollowUp, error) {
