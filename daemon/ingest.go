@@ -69,9 +69,21 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 	if err != nil {
 		return err
 	}
-	ids := make([]string, len(recs))
-	for i, rec := range recs {
-		ids[i] = rec.MessageID
+	ids := make([]string, 0, len(recs))
+	var legacy map[*message.Record]string
+	for _, rec := range recs {
+		ids = append(ids, rec.MessageID)
+		if rec.SyntheticID {
+			// A store from before SyntheticID read more fields keeps the
+			// message under its old id: look that up too.
+			if l := message.LegacySyntheticID(rec); l != rec.MessageID {
+				if legacy == nil {
+					legacy = make(map[*message.Record]string)
+				}
+				legacy[rec] = l
+				ids = append(ids, l)
+			}
+		}
 	}
 	// One read transaction for the whole batch (was two Message calls per
 	// record; bench/NOTES.md). Nothing below stores a record before
@@ -79,6 +91,11 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 	knownIDs, err := d.db.KnownMessages(ids)
 	if err != nil {
 		return err
+	}
+	for rec, l := range legacy {
+		if knownIDs[rec.MessageID] == nil && knownIDs[l] != nil {
+			rec.MessageID = l // the identity it is stored under
+		}
 	}
 	d.refreshHorizon()
 	history, cited, err := d.historyOf(recs, knownIDs)

@@ -624,7 +624,16 @@ const SyntheticDomain = "followupd.invalid"
 // a store written by them still knows it after a refetch. Thread-Index is
 // left out: Exchange adds one on delivery to mail that lacks it, so the
 // Sent copy and the delivered copy would differ.
-func SyntheticID(r *Record) string {
+func SyntheticID(r *Record) string { return syntheticID(r, true) }
+
+// LegacySyntheticID is the id SyntheticID gave before it read Cc,
+// In-Reply-To, References and X-Failed-Recipients (2026-11-25): a store
+// written before keeps messages under it, and a new sighting of one of them
+// must be known by it (the daemon looks both up). The same as SyntheticID
+// for a message without those fields.
+func LegacySyntheticID(r *Record) string { return syntheticID(r, false) }
+
+func syntheticID(r *Record, extended bool) string {
 	h := sha256.New()
 	var date string
 	if !r.Date.IsZero() {
@@ -648,7 +657,7 @@ func SyntheticID(r *Record) string {
 	}
 	// Length-prefixed, so no value can run into the next field.
 	more := func(key, v string) {
-		if v != "" {
+		if v != "" && extended {
 			fmt.Fprintf(h, "%s=%d:%s\x00", key, len(v), v)
 		}
 	}

@@ -142,3 +142,22 @@ func FuzzSyntheticIDHeaderOnly(f *testing.F) {
 		}
 	})
 }
+
+// LegacySyntheticID is SyntheticID without the fields added later: equal
+// for a message without them, different otherwise.
+func TestLegacySyntheticID(t *testing.T) {
+	plain, err := ParseHeader([]byte("From: a@x.test\r\nTo: b@y.test\r\nSubject: hi\r\nDate: Mon, 23 Nov 2026 10:00:00 +0300\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if LegacySyntheticID(plain) != plain.MessageID {
+		t.Errorf("plain message: legacy %s, id %s", LegacySyntheticID(plain), plain.MessageID)
+	}
+	cc, err := ParseHeader([]byte("From: a@x.test\r\nTo: b@y.test\r\nCc: c@z.test\r\nSubject: hi\r\nDate: Mon, 23 Nov 2026 10:00:00 +0300\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if LegacySyntheticID(cc) == cc.MessageID || LegacySyntheticID(cc) != LegacySyntheticID(plain) {
+		t.Errorf("with Cc: legacy %s (plain %s), id %s", LegacySyntheticID(cc), LegacySyntheticID(plain), cc.MessageID)
+	}
+}
