@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -60,6 +61,10 @@ type DB struct {
 	bdb  *bolt.DB
 	path string
 	log  *slog.Logger
+
+	// OldestSent's value for a store without keyOldestSent (oldest.go).
+	oldest     atomic.Int64
+	oldestKept atomic.Bool
 }
 
 // Open opens (or creates) the database at path. It creates the parent
@@ -208,11 +213,6 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 				missing = true
 			}
 		}
-		// A store from before keyOldestSent gets it now, once, rather
-		// than OldestSent reading every follow-up at each call.
-		if kv := tx.Bucket(bucketKV); !readOnly && kv != nil && kv.Get(keyOldestSent) == nil {
-			missing = true
-		}
 		return nil
 	})
 	if err != nil {
@@ -223,6 +223,24 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 	}
 	if readOnly {
 		return fmt.Errorf("store: %s is %w: not initialised (open it read-write once)", db.path, ErrInvalid)
+	}
+	if version != 0 {
+		// An existing store is about to be written (an upgrade, a bucket
+		// added): only when bbolt finds every page in order. A damaged
+		// freelist made the commit grow the file to terabytes before it
+		// failed (FuzzOpen); a corrupt file is never written to.
+		err := db.view(func(tx *bolt.Tx) error {
+			var first error
+			for cerr := range tx.Check() { // drained: the checker reads tx until it closes
+				if first == nil {
+					first = fmt.Errorf("store: %s is %w: %v", db.path, ErrInvalid, cerr)
+				}
+			}
+			return first
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return db.update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
@@ -235,7 +253,7 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 		if err := tx.Bucket(bucketMeta).Put(keySchema, v[:]); err != nil {
 			return fmt.Errorf("store: write schema version in %s: %w", db.path, err)
 		}
-		return initOldestSentTx(tx)
+		return nil
 	})
 }
 

@@ -25,11 +25,28 @@ const noneTracked = int64(1<<63 - 1)
 // OldestSent returns the earliest SentAt of any follow-up ever tracked in
 // this store, and false when none was. Every follow-up the store holds, in
 // any state, was sent at or after it.
+//
+// A store written before keyOldestSent existed has no key until its next
+// Track: the value is then computed from the follow-ups once and kept in
+// memory (Open never writes it: a damaged file must not be written to).
+// Only Track adds follow-ups, and it writes the key, so the kept value
+// cannot go stale.
 func (db *DB) OldestSent() (time.Time, bool, error) {
 	var ns int64
 	err := db.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketKV).Get(keyOldestSent); len(v) == 8 {
+			ns = int64(binary.BigEndian.Uint64(v))
+			return nil
+		}
+		if db.oldestKept.Load() {
+			ns = db.oldest.Load()
+			return nil
+		}
 		var err error
-		ns, err = oldestSentTx(tx)
+		if ns, err = oldestSentTx(tx); err == nil {
+			db.oldest.Store(ns)
+			db.oldestKept.Store(true)
+		}
 		return err
 	})
 	if err != nil {
@@ -91,21 +108,4 @@ func sentNanos(t time.Time) int64 {
 		return noneTracked - 1
 	}
 	return t.UnixNano()
-}
-
-// initOldestSentTx writes keyOldestSent when it is missing (Open).
-func initOldestSentTx(tx *bolt.Tx) error {
-	if tx.Bucket(bucketKV).Get(keyOldestSent) != nil {
-		return nil
-	}
-	ns, err := oldestSentTx(tx)
-	if err != nil {
-		return err
-	}
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(ns))
-	if err := tx.Bucket(bucketKV).Put(keyOldestSent, b[:]); err != nil {
-		return fmt.Errorf("store: put oldest sent: %w", err)
-	}
-	return nil
 }
