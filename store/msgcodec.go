@@ -42,13 +42,7 @@ func encodeRecord(b []byte, r *message.Record) ([]byte, error) {
 	if r.IsShallow() {
 		return encodeRaw(b, r)
 	}
-	b = append(b, msgCodecV1)
-	b = appendStr(b, r.Account)
-	b = appendStr(b, r.Mailbox)
-	b = append(b, byte(r.Role))
-	b = binary.AppendUvarint(b, uint64(r.UIDValidity))
-	b = binary.AppendUvarint(b, uint64(r.UID))
-	b = appendStr(b, r.MessageID)
+	b = appendHead(append(b, msgCodecV1), r)
 	var flags byte
 	if r.SyntheticID {
 		flags |= 1
@@ -88,11 +82,7 @@ func encodeRecord(b []byte, r *message.Record) ([]byte, error) {
 		b = appendStr(b, k)
 		b = appendStr(b, r.Headers[k])
 	}
-	b = binary.AppendUvarint(b, uint64(len(r.Attachments)))
-	for _, a := range r.Attachments {
-		b = appendStr(b, a.Filename)
-		b = appendStr(b, a.ContentType)
-	}
+	b = appendAttachments(b, r.Attachments)
 	if rep := r.Report; rep != nil {
 		b = binary.AppendUvarint(b, uint64(len(rep.Recipients)))
 		for _, d := range rep.Recipients {
@@ -108,13 +98,7 @@ func encodeRecord(b []byte, r *message.Record) ([]byte, error) {
 }
 
 func encodeRaw(b []byte, r *message.Record) ([]byte, error) {
-	b = append(b, msgCodecRaw)
-	b = appendStr(b, r.Account)
-	b = appendStr(b, r.Mailbox)
-	b = append(b, byte(r.Role))
-	b = binary.AppendUvarint(b, uint64(r.UIDValidity))
-	b = binary.AppendUvarint(b, uint64(r.UID))
-	b = appendStr(b, r.MessageID)
+	b = appendHead(append(b, msgCodecRaw), r)
 	var err error
 	for _, t := range []time.Time{r.Date, r.Internal} {
 		if b, err = appendTime(b, t); err != nil {
@@ -123,11 +107,7 @@ func encodeRaw(b []byte, r *message.Record) ([]byte, error) {
 	}
 	b = appendStrs(b, r.Flags)
 	b = appendStr(b, r.ContentType)
-	b = binary.AppendUvarint(b, uint64(len(r.Attachments)))
-	for _, a := range r.Attachments {
-		b = appendStr(b, a.Filename)
-		b = appendStr(b, a.ContentType)
-	}
+	b = appendAttachments(b, r.Attachments)
 	b = binary.AppendUvarint(b, uint64(len(r.Raw)))
 	return append(b, r.Raw...), nil
 }
@@ -136,22 +116,12 @@ func encodeRaw(b []byte, r *message.Record) ([]byte, error) {
 func decodeRaw(v []byte, r *message.Record) error {
 	d := decoder{b: v[1:]}
 	*r = message.Record{}
-	r.Account = d.str()
-	r.Mailbox = d.str()
-	r.Role = message.Role(d.byte())
-	r.UIDValidity = d.u32()
-	r.UID = d.u32()
-	r.MessageID = d.str()
+	d.head(r)
 	r.Date = d.time()
 	r.Internal = d.time()
 	r.Flags = d.strs()
 	r.ContentType = d.str()
-	if n := d.count(); n > 0 {
-		r.Attachments = make([]message.Attachment, n)
-		for i := range r.Attachments {
-			r.Attachments[i] = message.Attachment{Filename: d.str(), ContentType: d.str()}
-		}
-	}
+	r.Attachments = d.attachments()
 	raw := bytes.Clone(d.bytes("header"))
 	if d.err != nil {
 		return d.err
@@ -187,12 +157,7 @@ func decodeRecord(v []byte, r *message.Record) error {
 	}
 	d := decoder{b: v[1:]}
 	*r = message.Record{}
-	r.Account = d.str()
-	r.Mailbox = d.str()
-	r.Role = message.Role(d.byte())
-	r.UIDValidity = d.u32()
-	r.UID = d.u32()
-	r.MessageID = d.str()
+	d.head(r)
 	flags := d.byte()
 	if flags&^7 != 0 && d.err == nil {
 		d.err = fmt.Errorf("%w: unknown flags %#x", errMsgCodec, flags)
@@ -220,12 +185,7 @@ func decodeRecord(v []byte, r *message.Record) error {
 			r.Headers[k] = d.str()
 		}
 	}
-	if n := d.count(); n > 0 {
-		r.Attachments = make([]message.Attachment, n)
-		for i := range r.Attachments {
-			r.Attachments[i] = message.Attachment{Filename: d.str(), ContentType: d.str()}
-		}
-	}
+	r.Attachments = d.attachments()
 	if flags&4 != 0 {
 		rep := &message.Report{}
 		if n := d.count(); n > 0 {
@@ -245,6 +205,48 @@ func decodeRecord(v []byte, r *message.Record) error {
 		return fmt.Errorf("%w: %d bytes left over", errMsgCodec, len(d.b))
 	}
 	return nil
+}
+
+// appendHead writes what both forms start with: where the message was
+// seen and its Message-ID.
+func appendHead(b []byte, r *message.Record) []byte {
+	b = appendStr(b, r.Account)
+	b = appendStr(b, r.Mailbox)
+	b = append(b, byte(r.Role))
+	b = binary.AppendUvarint(b, uint64(r.UIDValidity))
+	b = binary.AppendUvarint(b, uint64(r.UID))
+	return appendStr(b, r.MessageID)
+}
+
+// head reads what appendHead wrote.
+func (d *decoder) head(r *message.Record) {
+	r.Account = d.str()
+	r.Mailbox = d.str()
+	r.Role = message.Role(d.byte())
+	r.UIDValidity = d.u32()
+	r.UID = d.u32()
+	r.MessageID = d.str()
+}
+
+func appendAttachments(b []byte, as []message.Attachment) []byte {
+	b = binary.AppendUvarint(b, uint64(len(as)))
+	for _, a := range as {
+		b = appendStr(b, a.Filename)
+		b = appendStr(b, a.ContentType)
+	}
+	return b
+}
+
+func (d *decoder) attachments() []message.Attachment {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	as := make([]message.Attachment, n)
+	for i := range as {
+		as[i] = message.Attachment{Filename: d.str(), ContentType: d.str()}
+	}
+	return as
 }
 
 func firstByte(v []byte) int {
