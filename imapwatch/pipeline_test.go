@@ -253,7 +253,7 @@ func TestDeliver(t *testing.T) {
 	in <- batch{last: 5} // 3-5 expunged: LastUID still moves
 	in <- mk(6)
 	close(in)
-	st, err := s.deliver(context.Background(), in, State{UIDValidity: 7})
+	st, err := s.deliver(context.Background(), in, State{UIDValidity: 7}, 0)
 	if err != nil || st != (State{UIDValidity: 7, LastUID: 6}) {
 		t.Errorf("deliver = %+v, %v; want LastUID 6", st, err)
 	}
@@ -266,7 +266,7 @@ func TestDeliver(t *testing.T) {
 	s.w.sink = sink
 	in = make(chan batch, 1)
 	in <- mk(7)
-	st, err = s.deliver(context.Background(), in, State{UIDValidity: 7, LastUID: 6})
+	st, err = s.deliver(context.Background(), in, State{UIDValidity: 7, LastUID: 6}, 0)
 	if err == nil || st.LastUID != 6 {
 		t.Errorf("deliver after a refusal = %+v, %v; want LastUID 6 and the error", st, err)
 	}
@@ -278,7 +278,7 @@ func TestDeliver(t *testing.T) {
 	cancel()
 	in = make(chan batch, 1)
 	in <- mk(8)
-	st, err = s.deliver(ctx, in, State{LastUID: 7})
+	st, err = s.deliver(ctx, in, State{LastUID: 7}, 0)
 	if !errors.Is(err, context.Canceled) || st.LastUID != 7 {
 		t.Errorf("deliver with ctx cancelled = %+v, %v", st, err)
 	}
@@ -323,7 +323,7 @@ func TestDeliverStateSink(t *testing.T) {
 	in <- batch{last: 5}
 	in <- batch{last: 6, recs: []*message.Record{{UID: 6, Mailbox: "Sent", MessageID: "6"}}}
 	close(in)
-	st, err := s.deliver(context.Background(), in, State{UIDValidity: 7})
+	st, err := s.deliver(context.Background(), in, State{UIDValidity: 7}, 0)
 	if err != nil || st != (State{UIDValidity: 7, LastUID: 6}) {
 		t.Errorf("deliver = %+v, %v; want LastUID 6", st, err)
 	}
@@ -348,7 +348,7 @@ func TestDeliverStateSink(t *testing.T) {
 	in = make(chan batch, 1)
 	in <- batch{last: 9}
 	close(in)
-	st, err = s.deliver(context.Background(), in, State{UIDValidity: 7, LastUID: 6})
+	st, err = s.deliver(context.Background(), in, State{UIDValidity: 7, LastUID: 6}, 0)
 	if err != nil || st.LastUID != 9 || len(sink.got) != 1 || sink.got[0].LastUID != 9 {
 		t.Errorf("expunged batch: deliver = %+v, %v, handed %+v; want LastUID 9", st, err, sink.got)
 	}
@@ -358,7 +358,7 @@ func TestDeliverStateSink(t *testing.T) {
 	in = make(chan batch, 1)
 	in <- batch{last: 7, recs: []*message.Record{{UID: 7, Mailbox: "Sent", MessageID: "7"}}}
 	close(in)
-	st, err = s.deliver(context.Background(), in, State{UIDValidity: 7, LastUID: 6})
+	st, err = s.deliver(context.Background(), in, State{UIDValidity: 7, LastUID: 6}, 0)
 	if err == nil || st.LastUID != 6 || sink.state("Sent").LastUID != 0 {
 		t.Errorf("refused batch: deliver = %+v, %v, saved %+v; want the error, LastUID 6, nothing saved", st, err, sink.state("Sent"))
 	}

@@ -36,7 +36,6 @@ type session struct {
 	searchOpts *imap.SearchOptions // RETURN (ALL) with ESEARCH: UIDs come as ranges
 	st         State
 	synced     bool // the first resync of this session completed
-	bulk       bool // the running fetchNew has a backlog of bulkFrom UIDs or more (see mergeWaiting)
 
 	// Kicked (never blocking) by the unilateral-data handler.
 	exists    chan struct{} // EXISTS: new mail may be there
@@ -426,15 +425,19 @@ func (s *session) fetchNew(ctx context.Context) error {
 	}
 	batches := make(chan batch, pipelineDepth)
 	done := make(chan delivered, 1)
-	s.bulk = len(uids) >= bulkFrom
+	bulk := len(uids) >= bulkFrom
+	least := 0
+	if bulk {
+		least = maxMerge
+	}
 	go func() {
-		st, err := s.deliver(ctx, batches, s.st)
+		st, err := s.deliver(ctx, batches, s.st, least)
 		done <- delivered{st, err}
 	}()
 	var ferr error
 	for len(uids) > 0 {
 		size := s.w.opt.BatchSize
-		if s.bulk {
+		if bulk {
 			size = max(size, bulkBatch)
 		}
 		n := min(len(uids), size)
@@ -466,20 +469,17 @@ func (s *session) fetchNew(ctx context.Context) error {
 
 // deliver is fetchNew's Sink stage: every batch from in to HandleMessages,
 // then LastUID to SaveState (or both to a StateSink's HandleBatch), until
-// in is closed, an error, or ctx ends. It returns the state last saved (st
-// when none was).
-func (s *session) deliver(ctx context.Context, in <-chan batch, st State) (State, error) {
+// in is closed, an error, or ctx ends, merging waiting batches (at least
+// least records in a bulk sync; mergeWaiting). It returns the state last
+// saved (st when none was).
+func (s *session) deliver(ctx context.Context, in <-chan batch, st State, least int) (State, error) {
 	ss, oneCommit := s.w.sink.(StateSink)
 	for b := range in {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		min := 0
-		if s.bulk {
-			min = maxMerge
-		}
 		var err error
-		if b, err = mergeWaiting(ctx, b, in, min); err != nil {
+		if b, err = mergeWaiting(ctx, b, in, least); err != nil {
 			return st, err
 		}
 		if oneCommit {
@@ -515,37 +515,34 @@ func (s *session) deliver(ctx context.Context, in <-chan batch, st State) (State
 
 // mergeWaiting appends to b the batches waiting in in, up to maxMerge
 // records: one Sink call and one commit for all of them. It waits for more
-// while b holds fewer than min records, in is open and maxMerge or more
+// while b holds fewer than least records, in is open and maxMerge or more
 // UIDs are still to be fetched (a bulk sync), else takes only what is
 // there. The result covers up to the last merged
 // batch's UID.
-func mergeWaiting(ctx context.Context, b batch, in <-chan batch, min int) (batch, error) {
+func mergeWaiting(ctx context.Context, b batch, in <-chan batch, least int) (batch, error) {
 	for len(b.recs) < maxMerge {
+		var nb batch
+		ok := true
 		// Near the end of the fetch, take what is there: the last commit
 		// is the sync's tail, every record in it waits for it.
-		if len(b.recs) < min && b.left >= maxMerge {
+		if len(b.recs) < least && b.left >= maxMerge {
 			select {
-			case nb, ok := <-in:
-				if !ok {
-					return b, nil
-				}
-				b.recs = append(b.recs, nb.recs...)
-				b.last, b.left = nb.last, nb.left
+			case nb, ok = <-in:
 			case <-ctx.Done():
 				return b, ctx.Err()
 			}
-			continue
-		}
-		select {
-		case nb, ok := <-in:
-			if !ok {
+		} else {
+			select {
+			case nb, ok = <-in:
+			default:
 				return b, nil
 			}
-			b.recs = append(b.recs, nb.recs...)
-			b.last, b.left = nb.last, nb.left
-		default:
+		}
+		if !ok {
 			return b, nil
 		}
+		b.recs = append(b.recs, nb.recs...)
+		b.last, b.left = nb.last, nb.left
 	}
 	return b, nil
 }
