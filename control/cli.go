@@ -173,9 +173,6 @@ func Main(cmd string, args []string, stdout, stderr io.Writer) int {
 			for _, f := range res.Approved {
 				fmt.Fprintf(stdout, "#%d approved: step %d goes out %s (%s)\n", f.ID, f.Step, sendWhen(f.Due), f.Subject)
 			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(stderr, "warning: %s\n", w)
-			}
 			for _, r := range res.Refused {
 				fmt.Fprintf(stderr, "#%d not approved: %s\n", r.ID, r.Reason)
 			}

@@ -135,9 +135,6 @@ type ApproveRequest struct {
 type ApproveResult struct {
 	Approved []FollowUp `json:"approved"`
 	Refused  []Refusal  `json:"refused,omitempty"`
-	// Warnings are problems that did not stop the approval (a draft that
-	// could not be removed from Drafts).
-	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Refusal is one follow-up approve could not act on.

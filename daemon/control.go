@@ -334,9 +334,6 @@ func (b *ctlBackend) Approve(ctx context.Context, r control.ApproveRequest) (*co
 				default:
 					refuse(f.ID, out.refusal)
 				}
-				if out.warning != "" {
-					res.Warnings = append(res.Warnings, out.warning)
-				}
 			}
 			return nil
 		})
@@ -355,7 +352,6 @@ func (b *ctlBackend) Approve(ctx context.Context, r control.ApproveRequest) (*co
 type approveOutcome struct {
 	approved *store.FollowUp
 	refusal  string
-	warning  string
 }
 
 // approveOn approves one drafted step on an open connection (see Approve).
