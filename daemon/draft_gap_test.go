@@ -40,6 +40,20 @@ func onlyDraft(t *testing.T, w *world, db *store.DB, offer string) {
 	}
 }
 
+// loseDraftReply has the proxy lose the reply to the next APPEND (and,
+// with refuse, every connection after it), lets the offer sent at start
+// fall due, and waits until the reply is lost.
+func (w *world) loseDraftReply(start time.Time, refuse bool) {
+	w.t.Helper()
+	w.proxy.DropAppendReply(1, refuse)
+	w.advanceTo(start.Add(3*24*time.Hour + time.Minute))
+	select {
+	case <-w.proxy.dropped:
+	case <-time.After(10 * time.Second):
+		w.t.Fatal("no APPEND reply was lost")
+	}
+}
+
 // The server stores the draft, then the connection breaks before its OK:
 // the daemon finds the draft in Drafts and records it, no second APPEND.
 func TestDraftAppendReplyLost(t *testing.T) {
@@ -50,13 +64,7 @@ func TestDraftAppendReplyLost(t *testing.T) {
 	offer := "offer-lost@seller.test"
 	w.sendOffer(seller, client, offer, "Offer with a lost reply", start)
 	w.expect("tracked", offer)
-	w.proxy.DropAppendReply(1, false)
-	w.advanceTo(start.Add(3*24*time.Hour + time.Minute))
-	select {
-	case <-w.proxy.dropped:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no APPEND reply was lost")
-	}
+	w.loseDraftReply(start, false)
 	// Retries (there should be none) and the hourly draft checks come and go.
 	w.creep(w.clk.Now().Add(2*time.Hour), 5*time.Minute)
 	w.expect("drafted", offer)
@@ -78,13 +86,7 @@ func TestDraftAppendReplyLostServerUnreachable(t *testing.T) {
 	offer := "offer-unreach@seller.test"
 	w.sendOffer(seller, client, offer, "Offer while unreachable", start)
 	w.expect("tracked", offer)
-	w.proxy.DropAppendReply(1, true)
-	w.advanceTo(start.Add(3*24*time.Hour + time.Minute))
-	select {
-	case <-w.proxy.dropped:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no APPEND reply was lost")
-	}
+	w.loseDraftReply(start, true)
 	w.creep(w.clk.Now().Add(10*time.Minute), time.Minute)
 	w.quiet("drafted", 100*time.Millisecond)
 	w.quiet("retry", 0)

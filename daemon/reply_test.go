@@ -967,6 +967,21 @@ func TestNotABounceNorAnswer(t *testing.T) {
 	w.t = t
 }
 
+// firstReminder sends o at start, lets its first step go out (three
+// business days later) and returns that reminder's header.
+func (w *world) firstReminder(o offer, start time.Time) *message.Record {
+	w.t.Helper()
+	w.send(o, start)
+	w.expect("tracked", o.id)
+	w.advanceTo(start.Add(3 * 24 * time.Hour))
+	w.expect("sent", o.id)
+	reminder, err := message.ParseHeader(w.smtp.Messages()[0].Data)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return reminder
+}
+
 // TestBounceOfReminder: a bounce of one of our reminders (citing the
 // reminder, not the offer) stops the chain too.
 func TestBounceOfReminder(t *testing.T) {
@@ -975,14 +990,7 @@ func TestBounceOfReminder(t *testing.T) {
 	w := newWorld(t, start, seller)
 	d, _ := w.run(w.config("", seller))
 	id := "offer-rb@seller.test"
-	w.send(offer{id: id, from: seller, to: []string{client}, subject: "Offer RB"}, start)
-	w.expect("tracked", id)
-	w.advanceTo(start.Add(3 * 24 * time.Hour))
-	w.expect("sent", id)
-	reminder, err := message.ParseHeader(w.smtp.Messages()[0].Data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reminder := w.firstReminder(offer{id: id, from: seller, to: []string{client}, subject: "Offer RB"}, start)
 	w.deliver(seller, loadReply(t, "bounce-postfix.eml", vars{
 		"ID": "rb@mx.test", "DATE": w.clk.Now().Format(time.RFC1123Z), "TO": seller,
 		"CLIENT": client, "OFFER": reminder.MessageID, "SUBJECT": encWord("Re: Offer RB"),
@@ -1006,14 +1014,7 @@ func TestReplyToReminder(t *testing.T) {
 	w := newWorld(t, start, seller)
 	d, _ := w.run(w.config("", seller))
 	id := "offer-rr@seller.test"
-	w.send(offer{id: id, from: seller, to: []string{client}, subject: "Коммерческое предложение №70"}, start)
-	w.expect("tracked", id)
-	w.advanceTo(start.Add(3 * 24 * time.Hour))
-	w.expect("sent", id)
-	reminder, err := message.ParseHeader(w.smtp.Messages()[0].Data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reminder := w.firstReminder(offer{id: id, from: seller, to: []string{client}, subject: "Коммерческое предложение №70"}, start)
 	w.deliver(seller, loadReply(t, "reply-in-reply-to.en.eml", vars{
 		"ID": "rr@client.test", "DATE": w.clk.Now().Format(time.RFC1123Z), "FROM": "boris@client.test", "TO": seller,
 		"OFFER": reminder.MessageID, "SUBJECT": encWord("Коммерческое предложение №70"),
