@@ -81,7 +81,9 @@ func Open(path string, opt Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("store: empty database path")
 	}
+	existed := false
 	if st, err := os.Stat(path); err == nil {
+		existed = true
 		if st.IsDir() {
 			return nil, fmt.Errorf("store: %s is a directory, not a database file", path)
 		}
@@ -96,6 +98,14 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("store: cannot access %s (check owner and permissions): %w", path, err)
 	}
 
+	if existed {
+		// Before bbolt reads a page (its freelist, at open) and before
+		// anything walks the tree: a damaged file is refused here, not
+		// found by a cursor that never returns.
+		if err := verifyPages(path, opt.Timeout); err != nil {
+			return nil, err
+		}
+	}
 	bdb, err := openBolt(path, opt)
 	if err != nil {
 		return nil, err
@@ -184,7 +194,6 @@ func (db *DB) initSchema(readOnly bool) (err error) {
 			}
 			version = binary.BigEndian.Uint32(v)
 		}
-		walk(tx)
 		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 			known := false
 			for _, b := range allBuckets {
