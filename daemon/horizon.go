@@ -27,8 +27,12 @@ const historyMargin = 7 * 24 * time.Hour
 //
 // is stored without being classified or applied: no verdict, no tracking, no
 // body fetch, and not even parsed beyond its Message-ID and Date (the
-// watcher's Shallow; the store parses it when it is read). That is most of
-// an initial sync's work (bench/NOTES.md).
+// watcher's Shallow; the store parses it when it is read). In a long
+// backlog (a first start) the watcher does not even fetch more of it than
+// those, what it cites, From, To, Cc and Subject: no other field and no
+// BODYSTRUCTURE, so a stored history record has no attachment list
+// (imapwatch's light fetch). That is most of an initial sync's work
+// (bench/NOTES.md).
 //
 // What stays exact:
 //   - our own messages (followupd.* Message-IDs), Drafts and the Stop folder

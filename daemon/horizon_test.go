@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,11 +25,23 @@ func (w *world) appendAt(user, mailbox string, raw []byte, at time.Time, flags .
 // answers, and an answer whose Date is wrong but whose INTERNALDATE is
 // recent, still count.
 func TestFirstStartStoresHistoryWithoutJudgingIt(t *testing.T) {
+	t.Run("short", func(t *testing.T) { firstStartWithHistory(t, 0) })
+	// Over a thousand messages in each folder: the watcher fetches light
+	// (only what tells history apart), then in full what is not history.
+	t.Run("long", func(t *testing.T) { firstStartWithHistory(t, 1100) })
+}
+
+func firstStartWithHistory(t *testing.T, fillers int) {
 	start := monday(t)
 	w := newWorld(t, start, seller, client)
 	day := 24 * time.Hour
 
 	old := start.Add(-90 * day)
+	for i := range fillers {
+		at := old.Add(-time.Duration(i) * time.Hour)
+		w.appendAt(seller, "Sent", rawMessage(fmt.Sprintf("filler-%d@seller.test", i), "", seller, client, "Offer for old pumps", "Offer attached.", at, ""), at, `\Seen`)
+		w.appendAt(seller, "INBOX", rawMessage(fmt.Sprintf("filler-reply-%d@client.test", i), fmt.Sprintf("filler-%d@seller.test", i), client, seller, "Re: Offer", "Thanks.", at, ""), at)
+	}
 	w.appendAt(seller, "Sent", rawMessage("old-offer@seller.test", "", seller, client, "Offer for old pumps", "Offer attached.", old, ""), old, `\Seen`)
 	w.appendAt(seller, "INBOX", rawMessage("old-reply@client.test", "old-offer@seller.test", client, seller, "Re: Offer for old pumps", "Thanks, no.", old.Add(day), ""), old.Add(day))
 
@@ -65,6 +78,11 @@ func TestFirstStartStoresHistoryWithoutJudgingIt(t *testing.T) {
 	if m, err := db.Message("old-reply@client.test"); err != nil || len(m.From) != 1 || m.From[0].Addr != client ||
 		m.Subject != "Re: Offer for old pumps" || len(m.InReplyTo) != 1 || m.Mailbox != "INBOX" || m.UID == 0 {
 		t.Errorf("stored history read back as %+v, %v", m, err)
+	}
+	if fillers > 0 { // fetched light: the fields that tell history apart, and who wrote what
+		if m, err := db.Message("filler-reply-1@client.test"); err != nil || m.ContentType != "" || m.Subject != "Re: Offer" || len(m.From) != 1 {
+			t.Errorf("history fetched light read back as %+v, %v", m, err)
+		}
 	}
 	if ins, err := db.IncomingByThread([]string{"old-offer@seller.test"}); err != nil || len(ins) != 0 {
 		t.Errorf("history was judged: verdicts %+v, %v", ins, err)

@@ -48,14 +48,14 @@ func FetchSince(ctx context.Context, c *imapclient.Client, mailbox string, since
 		n := min(len(uids), fetchSinceBatch)
 		chunk := uids[:n]
 		uids = uids[n:]
-		recs, missing, err := fetchHeaders(ctx, c, mailbox, chunk, false, log)
+		recs, missing, err := fetchHeaders(ctx, c, mailbox, chunk, fetchFull, log)
 		if err != nil {
 			return err
 		}
 		if len(missing) > 0 {
 			// As in the watcher's fetchBatch: ask once more for UIDs whose
 			// answer imapclient took as unilateral data; the rest were expunged.
-			more, _, err := fetchHeaders(ctx, c, mailbox, missing, false, log)
+			more, _, err := fetchHeaders(ctx, c, mailbox, missing, fetchFull, log)
 			if err != nil {
 				return err
 			}

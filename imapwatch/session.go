@@ -381,6 +381,11 @@ const bulkFrom = 4 * maxMerge
 // fifth of its time more than in chunks of 2,500 (bench/NOTES.md).
 const bulkBatch = 2500
 
+// lightFrom is the backlog (in UIDs) from which a sync may fetch light
+// (fetchBatch): a first start or a long outage, where history is likely;
+// new mail as it arrives is fetched in full at once.
+const lightFrom = 1000
+
 // batch is one fetched chunk on its way to the Sink.
 type batch struct {
 	recs []*message.Record // may be empty: the chunk's UIDs were expunged
@@ -435,6 +440,11 @@ func (s *session) fetchNew(ctx context.Context) error {
 		done <- delivered{st, err}
 	}()
 	var ferr error
+	// A long backlog (a first sync) where there can be history starts
+	// light (fetchBatch), and stays light while at least half of a batch
+	// was history.
+	adaptive := len(uids) >= lightFrom && s.w.opt.Shallow != nil
+	light := adaptive
 	for len(uids) > 0 {
 		size := s.w.opt.BatchSize
 		if bulk {
@@ -443,10 +453,19 @@ func (s *session) fetchNew(ctx context.Context) error {
 		n := min(len(uids), size)
 		chunk := uids[:n]
 		uids = uids[n:]
-		recs, err := s.fetchBatch(ctx, chunk)
+		recs, err := s.fetchBatch(ctx, chunk, light)
 		if err != nil {
 			ferr = err
 			break
+		}
+		if adaptive {
+			history := 0
+			for _, r := range recs {
+				if r.IsShallow() {
+					history++
+				}
+			}
+			light = 2*history >= len(recs)
 		}
 		// Advance past the whole chunk: a UID that is gone was expunged.
 		b := batch{recs: recs, last: chunk[len(chunk)-1], left: len(uids)}
@@ -549,7 +568,36 @@ func mergeWaiting(ctx context.Context, b batch, in <-chan batch, least int) (bat
 
 // fetchBatch fetches header fields, flags, dates and structure of uids
 // (ascending) and returns their records in UID order.
-func (s *session) fetchBatch(ctx context.Context, uids []uint32) ([]*message.Record, error) {
+//
+// Light (with Options.Shallow) fetches only historyFields, without
+// BODYSTRUCTURE, and then in full what that did not show to be history
+// (Shallow said no, or it has no Message-ID, so its synthetic id needs
+// every field): most of a first sync of a big mailbox is history, which
+// needs nothing more, and BODYSTRUCTURE and the long field list are most
+// of what a header fetch costs to decode on both ends (bench/NOTES.md).
+// A history record so fetched keeps those fields and no attachment list.
+func (s *session) fetchBatch(ctx context.Context, uids []uint32, light bool) ([]*message.Record, error) {
+	var kept []*message.Record
+	if shallow := s.w.opt.Shallow; light && shallow != nil {
+		recs, missing, err := fetchHeaders(ctx, s.c, s.mailbox, uids, fetchLight, s.log)
+		if err != nil {
+			return nil, err
+		}
+		full := missing
+		for _, rec := range recs {
+			s.locate(rec)
+			if rec.IsShallow() && shallow(rec) {
+				kept = append(kept, rec)
+			} else {
+				full = append(full, rec.UID)
+			}
+		}
+		if len(full) == 0 {
+			return kept, nil // no body wanted: history is never read further
+		}
+		slices.Sort(full)
+		uids = full
+	}
 	recs, missing, err := s.fetchRecords(ctx, uids)
 	if err != nil {
 		return nil, err
@@ -571,6 +619,10 @@ func (s *session) fetchBatch(ctx context.Context, uids []uint32) ([]*message.Rec
 			return nil, err
 		}
 	}
+	if len(kept) > 0 {
+		recs = append(recs, kept...)
+		slices.SortFunc(recs, func(a, b *message.Record) int { return cmpUID(a.UID, b.UID) })
+	}
 	return recs, nil
 }
 
@@ -586,7 +638,11 @@ func cmpUID(a, b uint32) int {
 
 func (s *session) fetchRecords(ctx context.Context, uids []uint32) (recs []*message.Record, missing []uint32, err error) {
 	shallow := s.w.opt.Shallow
-	recs, missing, err = fetchHeaders(ctx, s.c, s.mailbox, uids, shallow != nil, s.log)
+	mode := fetchFull
+	if shallow != nil {
+		mode = fetchShallow
+	}
+	recs, missing, err = fetchHeaders(ctx, s.c, s.mailbox, uids, mode, s.log)
 	for _, rec := range recs {
 		s.locate(rec)
 		if rec.IsShallow() && !shallow(rec) {
@@ -603,13 +659,25 @@ func deepen(rec *message.Record, log *slog.Logger) {
 	}
 }
 
+// fetchMode is what fetchHeaders asks for and how it reads it.
+type fetchMode int
+
+const (
+	fetchFull    fetchMode = iota // every header field, BODYSTRUCTURE; records parsed in full
+	fetchShallow                  // the same; records shallow where they can be (toRecord)
+	fetchLight                    // historyFields only, no BODYSTRUCTURE; records shallow where they can be
+)
+
+// historyFields are the header fields a light fetch asks for: what tells
+// history apart (Message-ID, Date, what it cites) and what a person
+// reading a stored history record (explain) wants to see.
+var historyFields = []string{"Message-ID", "In-Reply-To", "References", "Date", "From", "To", "Cc", "Subject"}
+
 // fetchHeaders fetches header fields (BODY.PEEK), flags, INTERNALDATE, size
-// and BODYSTRUCTURE of uids and converts each with toRecord; it returns the
-// records in UID order and the UIDs without an answer. It is shared by the
-// watcher and FetchSince.
-//
-// With shallow set, records are shallow where they can be (toRecord).
-func fetchHeaders(ctx context.Context, c *imapclient.Client, mailbox string, uids []uint32, shallow bool, log *slog.Logger) (recs []*message.Record, missing []uint32, err error) {
+// and (but for fetchLight) BODYSTRUCTURE of uids and converts each with
+// toRecord; it returns the records in UID order and the UIDs without an
+// answer. It is shared by the watcher and FetchSince.
+func fetchHeaders(ctx context.Context, c *imapclient.Client, mailbox string, uids []uint32, mode fetchMode, log *slog.Logger) (recs []*message.Record, missing []uint32, err error) {
 	set := uidSet(uids)
 	sec := headerSection()
 	opts := &imap.FetchOptions{
@@ -620,6 +688,11 @@ func fetchHeaders(ctx context.Context, c *imapclient.Client, mailbox string, uid
 		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
 		BodySection:   []*imap.FetchItemBodySection{sec},
 	}
+	if mode == fetchLight {
+		sec.HeaderFields = historyFields
+		opts.BodyStructure = nil
+	}
+	shallow := mode != fetchFull
 	got := make(map[uint32]bool, len(uids))
 	cmd := c.Fetch(set, opts)
 	for m := cmd.Next(); m != nil; m = cmd.Next() {
