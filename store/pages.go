@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"os"
 	"runtime/debug"
 	"time"
@@ -36,6 +37,9 @@ func verifyPages(path string, timeout time.Duration) (err error) {
 	data, release, err := mapFile(path, timeout)
 	if errors.Is(err, errLockTimeout) {
 		return fmt.Errorf("store: %s is %w", path, ErrLocked)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("store: cannot open %s (check owner and permissions): %w", path, err)
 	}
 	if err != nil {
 		return fmt.Errorf("store: read %s: %w", path, err)
