@@ -8,6 +8,8 @@
 // Besides users and messages, a test can break the connection on purpose:
 // DropConnections closes every live client connection and SetRefuse makes
 // the server close new ones at once, as a server that is down would.
+// StartOptions (NewServerOptions) starts a server that lacks UIDPLUS or
+// refuses EXPUNGE, for the code paths real servers force on a client.
 package imaptest
 
 import (
@@ -53,9 +55,44 @@ type Server struct {
 	serveErr chan error
 }
 
+// Options change what a Server offers. The zero value is what Start gives.
+type Options struct {
+	// NoUIDPlus leaves UIDPLUS (RFC 4315) out of CAPABILITY, as on servers
+	// that predate it, so a client has only the plain EXPUNGE, which removes
+	// every \Deleted message in the mailbox. Because IMAP4rev2 folds UIDPLUS
+	// in, such a server speaks IMAP4rev1 only; it keeps the other extensions
+	// IMAP4rev2 would imply (MOVE, ESEARCH, NAMESPACE…). The server still
+	// executes a UID EXPUNGE it is sent: only the advertisement changes.
+	NoUIDPlus bool
+	// FailExpunge makes EXPUNGE and UID EXPUNGE answer NO and remove
+	// nothing, as a server does when the mailbox is read-only for the user
+	// or its storage fails.
+	FailExpunge bool
+}
+
+// rev1Extensions are the extensions IMAP4rev2 implies that imapmemserver
+// implements, minus UIDPLUS: what a NoUIDPlus server advertises with
+// IMAP4rev1 (see availableCaps in go-imap's imapserver/capability.go).
+var rev1Extensions = []imap.Cap{
+	imap.CapNamespace,
+	imap.CapESearch,
+	imap.CapSearchRes,
+	imap.CapListExtended,
+	imap.CapListStatus,
+	imap.CapMove,
+	imap.CapStatusSize,
+	imap.CapBinary,
+	imap.CapChildren,
+}
+
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves IMAP
 // until Close.
 func Start(addr string) (*Server, error) {
+	return StartOptions(addr, Options{})
+}
+
+// StartOptions is Start with Options.
+func StartOptions(addr string, opt Options) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("imaptest: listen on %s: %w", addr, err)
@@ -68,18 +105,25 @@ func Start(addr string) (*Server, error) {
 		serveErr: make(chan error, 1),
 	}
 	s.ln = &trackingListener{Listener: ln, s: s}
+	caps := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}}
+	if opt.NoUIDPlus {
+		caps = imap.CapSet{imap.CapIMAP4rev1: {}}
+		for _, c := range rev1Extensions {
+			caps[c] = struct{}{}
+		}
+	}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			sess, ok := s.mem.NewSession().(imapserver.SessionIMAP4rev2)
 			if !ok {
 				return nil, nil, errors.New("imaptest: imapmemserver session lacks IMAP4rev2")
 			}
+			if opt.FailExpunge {
+				sess = refusingExpunge{sess}
+			}
 			return pollingIdle{sess}, nil, nil
 		},
-		Caps: imap.CapSet{
-			imap.CapIMAP4rev1: {},
-			imap.CapIMAP4rev2: {},
-		},
+		Caps:         caps,
 		InsecureAuth: true,
 		Logger:       log.New(io.Discard, "", 0),
 	})
@@ -91,7 +135,13 @@ func Start(addr string) (*Server, error) {
 // test ends.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	s, err := Start("127.0.0.1:0")
+	return NewServerOptions(t, Options{})
+}
+
+// NewServerOptions is NewServer with Options.
+func NewServerOptions(t testing.TB, opt Options) *Server {
+	t.Helper()
+	s, err := StartOptions("127.0.0.1:0", opt)
 	if err != nil {
 		t.Fatalf("start imap server: %v", err)
 	}
@@ -329,6 +379,16 @@ func (p pollingIdle) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) erro
 		case <-t.C:
 		}
 	}
+}
+
+// refusingExpunge answers every EXPUNGE and UID EXPUNGE with NO
+// (Options.FailExpunge).
+type refusingExpunge struct {
+	imapserver.SessionIMAP4rev2
+}
+
+func (refusingExpunge) Expunge(*imapserver.ExpungeWriter, *imap.UIDSet) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "imaptest: expunge refused (Options.FailExpunge)"}
 }
 
 // trackingListener remembers accepted connections so DropConnections can
