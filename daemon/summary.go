@@ -1,10 +1,11 @@
 package daemon
 
 // The daily summary and approval mode's housekeeping: one goroutine
-// (housekeep) that sends the summaries at [summary] time on business days,
-// checks every hour whether drafted reminders were sent or deleted, and
-// sends the approval notices ("3 reminders are waiting in Drafts"), at most
-// one per hour per account.
+// (housekeep) that sends the summaries at [summary] time on business days
+// (each sender's in their account's zone and calendar, the team's in the
+// top-level ones: see summaryJob), checks every hour whether drafted
+// reminders were sent or deleted, and sends the approval notices ("3
+// reminders are waiting in Drafts"), at most one per hour per account.
 
 import (
 	"context"
@@ -47,8 +48,12 @@ const (
 
 // Meta keys.
 const (
-	metaSummaryLast = "summary/last" // RFC 3339 time of the last daily summary
-	metaNoticePfx   = "notice/"      // + account: RFC 3339 time of its last approval notice
+	// metaSummaryLast is the team summary's summaryRecord. Before each
+	// summary had its own schedule it was every summary's, a bare RFC 3339
+	// time; planSummaries hands it on to the senders' records.
+	metaSummaryLast = "summary/last"
+	metaSummaryPfx  = "summary/last/" // + account: its own summary's summaryRecord
+	metaNoticePfx   = "notice/"       // + account: RFC 3339 time of its last approval notice
 )
 
 // housekeeper is the state of the housekeeping goroutine that other
@@ -107,9 +112,57 @@ func (d *Daemon) putMetaTime(key string, t time.Time) {
 	}
 }
 
-// summaryCalendar is the business-day calendar of the top-level settings,
-// which decides the days a summary goes out.
-func summaryCalendar(cfg *config.Config) (*calendar.Calendar, error) {
+// Each daily summary has its own schedule, a summaryJob: a sender's own
+// goes out at [summary] time in that account's zone, on that account's
+// business days (its effective time_zone and calendar, config/effective.go,
+// with the shared holidays and workdays: the days its reminders count), and
+// covers that account's day; the team's keeps the top-level zone and
+// calendar, whichever account sends it.
+//
+// Invariant: one summary per job and local day at most, and none skipped
+// while the daemon runs. Each job's summaryRecord, in the store, names the
+// last local day it covered, and a plan is only ever for a later day, so a
+// restart or a reload plans again from the records and cannot send a day
+// twice. A day whose time passed with no summary sent (the daemon was
+// down, a reload came at that moment) is caught up once, the same day. A
+// job without a record gets one when first planned, the last day whose
+// time has passed, so a first start, a new account or a summary just
+// enabled does not send that day's summary late.
+
+// summaryJob is one daily summary and its schedule.
+type summaryJob struct {
+	account string             // the sender's account; "" for the team summary
+	cal     *calendar.Calendar // its zone and business days (no send window)
+	at      int                // [summary] time, minutes past local midnight
+}
+
+// key is the meta key of the job's summaryRecord.
+func (j summaryJob) key() string { return summaryKey(j.account) }
+
+func (j summaryJob) String() string { return cmpOr(j.account, "team") }
+
+// summaryKey is the meta key of the record of account's own summary, or
+// of the team's ("").
+func summaryKey(account string) string {
+	if account == "" {
+		return metaSummaryLast
+	}
+	return metaSummaryPfx + account
+}
+
+// sendersGetSummary reports [summary] senders (default true).
+func sendersGetSummary(cfg *config.Config) bool {
+	return cfg.SummaryMail.Senders == nil || *cfg.SummaryMail.Senders
+}
+
+// summaryJobs lists cfg's daily summaries: the senders' in account order,
+// then the team's. A calendar that fails to build leaves its job out and is
+// reported (joined), so one account does not hold back the others.
+func summaryJobs(cfg *config.Config) ([]summaryJob, error) {
+	at := int(config.DefaultSummaryTime)
+	if cfg.SummaryMail.Time != nil {
+		at = int(*cfg.SummaryMail.Time)
+	}
 	var holidays, workdays []calendar.Day
 	for _, h := range cfg.Holidays {
 		holidays = append(holidays, calendar.Day{Year: h.Year, Month: h.Month, Day: h.Day})
@@ -117,48 +170,221 @@ func summaryCalendar(cfg *config.Config) (*calendar.Calendar, error) {
 	for _, w := range cfg.Workdays {
 		workdays = append(workdays, calendar.Day{Year: w.Year, Month: w.Month, Day: w.Day})
 	}
-	return calendar.New(cfg.Location(nil), cfg.CalendarCode(nil), holidays, workdays, calendar.Window{})
-}
-
-// summarySlot returns the first summary time after `after` on a business
-// day, in the top-level zone.
-func summarySlot(cfg *config.Config, cal *calendar.Calendar, after time.Time) time.Time {
-	loc := cfg.Location(nil)
-	at := int(config.DefaultSummaryTime)
-	if cfg.SummaryMail.Time != nil {
-		at = int(*cfg.SummaryMail.Time)
+	var jobs []summaryJob
+	var errs []error
+	add := func(a *config.Account) { // nil: the team's, top-level settings
+		j := summaryJob{at: at}
+		if a != nil {
+			j.account = a.Name
+		}
+		cal, err := calendar.New(cfg.Location(a), cfg.CalendarCode(a), holidays, workdays, calendar.Window{})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("calendar of the %s summary: %w", j, err))
+			return
+		}
+		j.cal = cal
+		jobs = append(jobs, j)
 	}
-	t := after.In(loc)
-	for i := 0; i < 400; i++ {
-		day := t.AddDate(0, 0, i)
-		slot := time.Date(day.Year(), day.Month(), day.Day(), at/60, at%60, 0, 0, loc)
-		if slot.After(after) && cal.IsBusinessDay(slot) {
-			return slot
+	if sendersGetSummary(cfg) {
+		for i := range cfg.Accounts {
+			add(&cfg.Accounts[i])
 		}
 	}
-	return after.Add(24 * time.Hour) // a calendar without business days
+	if len(cfg.SummaryMail.Leads) > 0 {
+		add(nil)
+	}
+	return jobs, errors.Join(errs...)
 }
 
-// nextSummary is when the daily summary goes out next: today's slot when
-// it has passed but no summary was sent since (a late start catches up
-// once, the same day), else the next slot.
-func (d *Daemon) nextSummary(cfg *config.Config, cal *calendar.Calendar, now time.Time) time.Time {
-	last, ok := d.metaTime(metaSummaryLast)
-	if ok {
-		loc := cfg.Location(nil)
-		y, m, dd := now.In(loc).Date()
-		today := summarySlot(cfg, cal, time.Date(y, m, dd, 0, 0, 0, 0, loc).Add(-time.Nanosecond))
-		if sameDay(today, now, loc) && !today.After(now) && last.Before(today) {
-			return now
+// summaryRecord is what a job last covered: a local day, and the time its
+// summary was sent for, which starts the next summary's "last day". Slot is
+// zero for a day passed over without a summary (a job's first plan).
+type summaryRecord struct {
+	Day  calendar.Day
+	Slot time.Time
+}
+
+// String is the stored form, "2026-11-24 2026-11-24T05:30:00Z", or the
+// day alone without a slot. The day is written out, not derived from the
+// slot, so that a later change of the account's zone cannot move it.
+func (r summaryRecord) String() string {
+	if r.Slot.IsZero() {
+		return r.Day.String()
+	}
+	return r.Day.String() + " " + r.Slot.UTC().Format(time.RFC3339Nano)
+}
+
+// parseSummaryRecord reads a stored summaryRecord. legacy reports the form
+// written before each summary had its own schedule: a bare RFC 3339 time,
+// the slot of every summary, planned in the top-level zone top (which
+// gives its day).
+func parseSummaryRecord(v string, top *time.Location) (r summaryRecord, legacy bool, err error) {
+	day, slot, two := strings.Cut(v, " ")
+	if !two {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return summaryRecord{Day: calendar.DayOf(t, top), Slot: t}, true, nil
 		}
 	}
-	return summarySlot(cfg, cal, now)
+	d, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		return summaryRecord{}, false, fmt.Errorf("summary record %q: %w", v, err)
+	}
+	r.Day = calendar.Day{Year: d.Year(), Month: d.Month(), Day: d.Day()}
+	if two {
+		if r.Slot, err = time.Parse(time.RFC3339Nano, slot); err != nil {
+			return summaryRecord{}, false, fmt.Errorf("summary record %q: %w", v, err)
+		}
+	}
+	return r, false, nil
 }
 
-func sameDay(a, b time.Time, loc *time.Location) bool {
-	y1, m1, d1 := a.In(loc).Date()
-	y2, m2, d2 := b.In(loc).Date()
-	return y1 == y2 && m1 == m2 && d1 == d2
+// readSummaryRecord returns the record stored under key (an error
+// matching store.ErrNotFound when there is none).
+func readSummaryRecord(db *store.DB, key string, top *time.Location) (summaryRecord, bool, error) {
+	v, err := db.Meta(key)
+	if err != nil {
+		return summaryRecord{}, false, err
+	}
+	return parseSummaryRecord(string(v), top)
+}
+
+func (d *Daemon) putSummaryRecord(key string, r summaryRecord) {
+	if err := d.db.PutMeta(key, []byte(r.String())); err != nil {
+		d.log.Error("recording "+key, "err", err)
+	}
+}
+
+// summaryDue is a job's next send: the local day it is for, when it goes
+// out (zero: never, no business day within 400 days), and the start of its
+// summary's "last day".
+type summaryDue struct {
+	job   summaryJob
+	day   calendar.Day
+	at    time.Time
+	since time.Time
+}
+
+// sent is the record of s sent at now. Its slot, not the send time,
+// starts the next summary's "last day", whatever delayed this one. Its day
+// is s's, or a later one whose time has passed too: a send delayed past
+// the next day's time (a suspended host) covers that day as well, rather
+// than be followed at once by another.
+func (s summaryDue) sent(now time.Time) summaryRecord {
+	rec := summaryRecord{Day: lastSlotDay(s.job, now), Slot: minTime(s.at, now)}
+	if dayBefore(rec.Day, s.day) {
+		rec.Day = s.day
+	}
+	return rec
+}
+
+// planSummary plans job's next send at now, after its record rec: at once
+// for today when today is a business day, its time has passed and rec is
+// of an earlier day (a late start or a reload catches up once, the same
+// day); else at its time on the first business day after rec's day whose
+// time is still to come.
+func planSummary(job summaryJob, rec summaryRecord, now time.Time) summaryDue {
+	loc := job.cal.Location()
+	today := calendar.DayOf(now, loc)
+	due := summaryDue{job: job, since: rec.Slot}
+	if slot := wallClock(today, job.at, loc); dayBefore(rec.Day, today) && !slot.After(now) && job.cal.IsBusinessDay(slot) {
+		due.day, due.at = today, now
+		return due
+	}
+	d := today
+	if !dayBefore(rec.Day, today) {
+		d = addDays(rec.Day, 1)
+	}
+	for range 400 {
+		if slot := wallClock(d, job.at, loc); slot.After(now) && job.cal.IsBusinessDay(slot) {
+			due.day, due.at = d, slot
+			return due
+		}
+		d = addDays(d, 1)
+	}
+	return due
+}
+
+// lastSlotDay is the last local day of job whose time has passed at now:
+// a summary sent at now covers it (and any day before it).
+func lastSlotDay(job summaryJob, now time.Time) calendar.Day {
+	loc := job.cal.Location()
+	today := calendar.DayOf(now, loc)
+	if wallClock(today, job.at, loc).After(now) {
+		return addDays(today, -1)
+	}
+	return today
+}
+
+// wallClock is the instant `at` minutes past local midnight of day in loc.
+// A time in a DST gap resolves to the instant after the gap, as the
+// calendar's window does: time.Date alone may pick the day before in zones
+// that skip midnight.
+func wallClock(day calendar.Day, at int, loc *time.Location) time.Time {
+	r := time.Date(day.Year, day.Month, day.Day, 0, at, 0, 0, loc)
+	want := time.Date(day.Year, day.Month, day.Day, 0, at, 0, 0, time.UTC)
+	got := time.Date(r.Year(), r.Month(), r.Day(), r.Hour(), r.Minute(), r.Second(), 0, time.UTC)
+	if diff := want.Sub(got); diff > 0 {
+		r = r.Add(diff)
+	}
+	return r
+}
+
+func dayBefore(a, b calendar.Day) bool {
+	if a.Year != b.Year {
+		return a.Year < b.Year
+	}
+	if a.Month != b.Month {
+		return a.Month < b.Month
+	}
+	return a.Day < b.Day
+}
+
+func addDays(d calendar.Day, n int) calendar.Day {
+	t := time.Date(d.Year, d.Month, d.Day+n, 12, 0, 0, 0, time.UTC)
+	return calendar.Day{Year: t.Year(), Month: t.Month(), Day: t.Day()}
+}
+
+// planSummaries plans every daily summary of cfg at now from its record,
+// writing the records a job lacks (see summaryJob). The first time after
+// an upgrade, the single record of before (everyone's last summary) becomes
+// each sender's: the day it covered is not sent again in their own zone.
+func (d *Daemon) planSummaries(cfg *config.Config, now time.Time) []summaryDue {
+	jobs, err := summaryJobs(cfg)
+	if err != nil {
+		d.log.Error("planning daily summaries", "err", err)
+	}
+	top := cfg.Location(nil)
+	old, legacy, err := readSummaryRecord(d.db, metaSummaryLast, top)
+	legacy = legacy && err == nil
+	var out []summaryDue
+	for _, j := range jobs {
+		rec, _, err := readSummaryRecord(d.db, j.key(), top)
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound) && legacy:
+			rec = old
+			d.putSummaryRecord(j.key(), rec)
+		default:
+			if !errors.Is(err, store.ErrNotFound) {
+				// Unreadable: sending nothing until tomorrow risks no double.
+				d.log.Error("reading the daily summary record", "summary", j, "err", err)
+			}
+			rec = summaryRecord{Day: lastSlotDay(j, now)}
+			d.putSummaryRecord(j.key(), rec)
+		}
+		due := planSummary(j, rec, now)
+		if due.at.IsZero() {
+			d.log.Warn("daily summary not planned: no business day within 400 days", "summary", j)
+		} else {
+			d.log.Info("daily summary planned", "summary", j, "at", due.at)
+		}
+		out = append(out, due)
+	}
+	if legacy {
+		// Rewritten in the new form: an account added later starts afresh.
+		d.putSummaryRecord(metaSummaryLast, old)
+	}
+	return out
 }
 
 // housekeep is the housekeeping goroutine. It starts once every account
@@ -173,9 +399,9 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 	}
 	h := d.house
 	nextDrafts := d.clk.Now()
-	// summaryAt is planned once per configuration and after each send:
-	// recomputing it on every wake-up would skip the slot that just came.
-	var summaryAt time.Time
+	// The summaries are planned once per configuration and each again
+	// after it is sent, from the records (see summaryJob).
+	var dues []summaryDue
 	var planned *config.Config
 	for {
 		cur := d.current()
@@ -183,18 +409,20 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 		now := d.clk.Now()
 		next := nextDrafts
 		if cfg != planned {
-			planned, summaryAt = cfg, time.Time{}
+			planned, dues = cfg, nil
 			if cfg.SummaryMail.Enabled {
-				if cal, err := summaryCalendar(cfg); err != nil {
-					d.log.Error("summary calendar", "err", err)
-				} else {
-					summaryAt = d.nextSummary(cfg, cal, now)
-					d.log.Info("daily summary planned", "at", summaryAt)
-				}
+				dues = d.planSummaries(cfg, now)
 			}
 		}
-		if !summaryAt.IsZero() {
-			next = minTime(next, summaryAt)
+		var ready []int // of dues
+		for i, s := range dues {
+			if s.at.IsZero() {
+				continue
+			}
+			next = minTime(next, s.at)
+			if !now.Before(s.at) {
+				ready = append(ready, i)
+			}
 		}
 		h.mu.Lock()
 		for _, at := range h.noticeAt {
@@ -242,19 +470,23 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 				cur.sendNotice(io, a)
 			}
 		}
-		if !summaryAt.IsZero() && !now.Before(summaryAt) {
+		if len(ready) > 0 {
 			// Settle drafts first, so the summary lists what really waits.
 			cur.checkAllDrafts(io)
-			if err := cur.SendSummaries(io); err != nil {
+			reqs := make([]summaryReq, len(ready))
+			for k, i := range ready {
+				reqs[k] = summaryReq{account: dues[i].job.account, since: dues[i].since}
+			}
+			if err := cur.sendSummaries(io, now, reqs); err != nil {
 				d.log.Error("sending daily summary", "err", err)
 			}
-			// The slot, not the send time: the next summary's "since" is
-			// this slot, whatever delayed the send.
-			d.putMetaTime(metaSummaryLast, minTime(summaryAt, now))
-			if cal, err := summaryCalendar(cfg); err == nil {
-				summaryAt = summarySlot(cfg, cal, now)
-			} else {
-				summaryAt = time.Time{}
+			// Recorded even when the send failed: a failing server does
+			// not get the summary again at every wake-up.
+			for _, i := range ready {
+				s := dues[i]
+				rec := s.sent(now)
+				d.putSummaryRecord(s.job.key(), rec)
+				dues[i] = planSummary(s.job, rec, now)
 			}
 		}
 		if ctx.Err() != nil {
@@ -279,11 +511,42 @@ type SummaryMail struct {
 	*summary.Output
 }
 
+// summaryReq asks for one summary: a sender's own (account) or the team's
+// (""), and the start of its "last day".
+type summaryReq struct {
+	account string
+	since   time.Time
+}
+
 // Summaries renders the day's summaries at now from the store: one per
 // account (unless [summary] senders = false), and the team's when leads
-// are configured. since starts "the last day" (zero: 24 hours ago). It
-// does no network I/O, so `followupd summary -print` can use it.
+// are configured. Each summary's "last day" starts at its own previous
+// send as recorded in the store; since is for one without a record (zero:
+// 24 hours ago). It does no network I/O, so `followupd summary -print`
+// can use it.
 func Summaries(cfg *config.Config, db *store.DB, now, since time.Time) ([]SummaryMail, error) {
+	var reqs []summaryReq
+	add := func(account string) {
+		s := since
+		if rec, _, err := readSummaryRecord(db, summaryKey(account), cfg.Location(nil)); err == nil && !rec.Slot.IsZero() {
+			s = rec.Slot
+		}
+		reqs = append(reqs, summaryReq{account: account, since: s})
+	}
+	if sendersGetSummary(cfg) {
+		for _, a := range cfg.Accounts {
+			add(a.Name)
+		}
+	}
+	if len(cfg.SummaryMail.Leads) > 0 {
+		add("")
+	}
+	return renderSummaries(cfg, db, now, reqs)
+}
+
+// renderSummaries renders the summaries reqs asks for, in that order; a
+// sender's in the account's zone, the team's in the top-level one.
+func renderSummaries(cfg *config.Config, db *store.DB, now time.Time, reqs []summaryReq) ([]SummaryMail, error) {
 	all, err := db.List(store.Filter{})
 	if err != nil {
 		return nil, fmt.Errorf("summary: listing follow-ups: %w", err)
@@ -311,43 +574,46 @@ func Summaries(cfg *config.Config, db *store.DB, now, since time.Time) ([]Summar
 		return message.Address{Name: "followupd", Addr: a.Address}
 	}
 	var out []SummaryMail
-	if cfg.SummaryMail.Senders == nil || *cfg.SummaryMail.Senders {
-		for i := range cfg.Accounts {
-			a := &cfg.Accounts[i]
-			var own []*store.FollowUp
-			for _, f := range fs {
-				if f.Account == a.Name {
-					own = append(own, f)
-				}
+	for _, req := range reqs {
+		if req.account == "" {
+			a := cfg.SummaryAccount()
+			if a == nil {
+				return out, errors.New("summary: no account to send the team summary from")
 			}
-			o, err := summary.Render(summary.Data{Title: senders[a.Name], Senders: senders, Steps: steps, FollowUps: own, Since: since}, now, cfg.Location(a))
+			o, err := summary.Render(summary.Data{Title: "Sales team", Team: true, Senders: senders, Steps: steps, FollowUps: fs, Since: req.since}, now, cfg.Location(nil))
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, SummaryMail{Account: a.Name, From: from(a), To: []message.Address{{Name: a.DisplayName, Addr: a.Address}}, Output: o})
+			var to []message.Address
+			for _, l := range cfg.SummaryMail.Leads {
+				to = append(to, message.Address{Addr: l})
+			}
+			out = append(out, SummaryMail{Account: a.Name, From: from(a), To: to, Team: true, Output: o})
+			continue
 		}
-	}
-	if len(cfg.SummaryMail.Leads) > 0 {
-		a := cfg.SummaryAccount()
+		a := cfg.Account(req.account)
 		if a == nil {
-			return out, errors.New("summary: no account to send the team summary from")
+			return nil, fmt.Errorf("summary: no account %q", req.account)
 		}
-		o, err := summary.Render(summary.Data{Title: "Sales team", Team: true, Senders: senders, Steps: steps, FollowUps: fs, Since: since}, now, cfg.Location(nil))
+		var own []*store.FollowUp
+		for _, f := range fs {
+			if f.Account == a.Name {
+				own = append(own, f)
+			}
+		}
+		o, err := summary.Render(summary.Data{Title: senders[a.Name], Senders: senders, Steps: steps, FollowUps: own, Since: req.since}, now, cfg.Location(a))
 		if err != nil {
 			return nil, err
 		}
-		var to []message.Address
-		for _, l := range cfg.SummaryMail.Leads {
-			to = append(to, message.Address{Addr: l})
-		}
-		out = append(out, SummaryMail{Account: a.Name, From: from(a), To: to, Team: true, Output: o})
+		out = append(out, SummaryMail{Account: a.Name, From: from(a), To: []message.Address{{Name: a.DisplayName, Addr: a.Address}}, Output: o})
 	}
 	return out, nil
 }
 
-// SendSummaries renders and sends the summaries now, through each
-// account's SMTP. A failure of one does not stop the others; the errors
-// are joined.
+// SendSummaries renders and sends every summary now, through each
+// account's SMTP, whatever their schedules (`followupd summary -now`); it
+// records nothing, so the scheduled ones still go out. A failure of one
+// does not stop the others; the errors are joined.
 func (d *Daemon) SendSummaries(ctx context.Context) error {
 	cur := d.current()
 	now := d.clk.Now()
@@ -355,9 +621,24 @@ func (d *Daemon) SendSummaries(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return cur.submitSummaries(ctx, now, mails)
+}
+
+// sendSummaries renders and sends the summaries reqs asks for at now.
+func (d *Daemon) sendSummaries(ctx context.Context, now time.Time, reqs []summaryReq) error {
+	mails, err := renderSummaries(d.cfg, d.db, now, reqs)
+	if err != nil {
+		return err
+	}
+	return d.submitSummaries(ctx, now, mails)
+}
+
+// submitSummaries sends rendered summaries; a failure of one does not
+// stop the others, the errors are joined.
+func (d *Daemon) submitSummaries(ctx context.Context, now time.Time, mails []SummaryMail) error {
 	var errs []error
 	for _, m := range mails {
-		a := cur.accounts[m.Account]
+		a := d.accounts[m.Account]
 		if a == nil {
 			errs = append(errs, fmt.Errorf("summary: account %s not running", m.Account))
 			continue
@@ -597,13 +878,14 @@ func (d *Daemon) draftGone(a *account, f *store.FollowUp, now time.Time) {
 	d.reschedule(nf)
 }
 
-// LastSummary is the slot of the last daily summary the daemon sent (zero:
-// none yet): the start of the next summary's "last day".
+// LastSummary is the slot of the last team summary the daemon sent (of
+// every summary, in a store from before each had its own schedule; zero:
+// none yet): the start of the next summary's "last day" when it has no
+// record of its own.
 func LastSummary(db *store.DB) time.Time {
-	v, err := db.Meta(metaSummaryLast)
+	rec, _, err := readSummaryRecord(db, metaSummaryLast, time.UTC)
 	if err != nil {
 		return time.Time{}
 	}
-	t, _ := time.Parse(time.RFC3339Nano, string(v))
-	return t
+	return rec.Slot
 }

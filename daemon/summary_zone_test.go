@@ -1,0 +1,244 @@
+package daemon_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"followupd/config"
+	"followupd/daemon"
+	"followupd/store"
+)
+
+// zonedConfig is w.config with extra lines in some accounts' tables
+// (address -> TOML lines), loaded again through config.Load so the
+// per-account settings are parsed and checked as a sysadmin's would be.
+func (w *world) zonedConfig(extra string, own map[string]string, senders ...string) *config.Config {
+	w.t.Helper()
+	w.config(extra, senders...)
+	path := filepath.Join(w.dir, "followupd.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s := string(b)
+	for addr, lines := range own {
+		at := fmt.Sprintf("address = %q\n", addr)
+		if !strings.Contains(s, at) {
+			w.t.Fatalf("no account %s in the config", addr)
+		}
+		s = strings.Replace(s, at, at+lines+"\n", 1)
+	}
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return cfg
+}
+
+// summaryCount returns a check for a test: it waits for n summaries, makes
+// sure no other follows, and compares how many each of addrs has had in
+// all with want.
+func (w *world) summaryCount(addrs ...string) func(when string, n int, want ...int) {
+	return func(when string, n int, want ...int) {
+		w.t.Helper()
+		for range n {
+			w.expect("summary", "")
+		}
+		w.quiet("summary", 200*time.Millisecond)
+		var have []int
+		for _, a := range addrs {
+			have = append(have, len(w.smtpTo(a)))
+		}
+		if !slices.Equal(have, want) {
+			w.t.Fatalf("%s: summaries to %v: %v, want %v", when, addrs, have, want)
+		}
+	}
+}
+
+func zone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// The team summary is sent through Maria's account, whose zone is not the
+// top-level one: it must still follow the top-level zone.
+const zonedSummaryConfig = `
+[summary]
+enabled = true
+time = "08:30"
+leads = ["boss@seller.test"]
+from_account = "maria@seller.test"
+`
+
+// Each sender's own summary goes out at [summary] time in their account's
+// zone and on their account's business days; the team summary keeps the
+// top-level zone and calendar. Ivan inherits Moscow and the Russian
+// calendar; Maria's account says Vladivostok (08:30 there is 01:30 in
+// Moscow) and the US calendar (Thursday 26 Nov 2026 is Thanksgiving, a
+// working day in Russia). A restart across Maria's send time sends hers
+// once, late, and a second restart does not send it again.
+func TestSummaryInEachAccountsZone(t *testing.T) {
+	start := monday(t) // Monday 23 Nov 10:00 Moscow, 17:00 Vladivostok: both slots passed
+	msk := start.Location()
+	vlat := zone(t, "Asia/Vladivostok")
+	maria := "maria@seller.test"
+	w := newWorld(t, start, seller, maria, client, boss)
+	cfg := func() *config.Config {
+		return w.zonedConfig(zonedSummaryConfig, map[string]string{maria: "time_zone = \"Asia/Vladivostok\"\ncalendar = \"us\""}, seller, maria)
+	}
+	_, stop := w.run(cfg())
+	got := w.summaryCount(seller, maria, boss)
+	lastTo := func(addr string) string {
+		ms := w.smtpTo(addr)
+		return ms[len(ms)-1].rec.Body
+	}
+
+	got("first start after both slots", 0, 0, 0, 0)
+	w.advanceTo(time.Date(2026, 11, 24, 8, 29, 0, 0, vlat))
+	got("Tuesday 08:29 Vladivostok", 0, 0, 0, 0)
+	w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, vlat))
+	got("Tuesday 08:30 Vladivostok", 1, 0, 1, 0)
+	if body := lastTo(maria); !strings.Contains(body, "Follow-ups for Sender, Tue 24 Nov 2026 08:30 (Asia/Vladivostok)") {
+		t.Errorf("Maria's summary is not her 08:30:\n%s", body)
+	}
+	w.advanceTo(time.Date(2026, 11, 24, 8, 29, 0, 0, msk))
+	got("Tuesday 08:29 Moscow", 0, 0, 1, 0)
+	w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, msk))
+	got("Tuesday 08:30 Moscow", 2, 1, 1, 1)
+	if body := lastTo(boss); !strings.Contains(body, "Tue 24 Nov 2026 08:30 (Europe/Moscow)") {
+		t.Errorf("the team summary is not Moscow's 08:30:\n%s", body)
+	}
+
+	// Wednesday as usual; Thursday is Maria's holiday, not Ivan's nor the team's.
+	w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, msk))
+	got("Wednesday", 3, 2, 2, 2)
+	w.advanceTo(time.Date(2026, 11, 26, 8, 30, 0, 0, msk))
+	got("Thursday (Thanksgiving in Maria's calendar)", 2, 3, 2, 3)
+
+	// Down over Maria's Friday 08:30: back at 09:00 hers goes out once,
+	// covering her day since Wednesday's summary.
+	w.advanceTo(time.Date(2026, 11, 27, 8, 0, 0, 0, vlat))
+	got("Friday 08:00 Vladivostok", 0, 3, 2, 3)
+	stop()
+	w.advanceTo(time.Date(2026, 11, 27, 9, 0, 0, 0, vlat))
+	_, stop = w.run(cfg())
+	got("restart at Friday 09:00 Vladivostok", 1, 3, 3, 3)
+	if body := lastTo(maria); !strings.Contains(body, "Fri 27 Nov 2026 09:00 (Asia/Vladivostok)") || !strings.Contains(body, "ANSWERS SINCE Wed 25 Nov 08:30") {
+		t.Errorf("Maria's late Friday summary:\n%s", body)
+	}
+	stop()
+	w.advanceTo(time.Date(2026, 11, 27, 10, 0, 0, 0, vlat))
+	d, _ := w.run(cfg())
+	got("second restart the same day", 0, 3, 3, 3)
+	w.advanceTo(time.Date(2026, 11, 27, 8, 30, 0, 0, msk))
+	got("Friday 08:30 Moscow", 2, 4, 3, 4)
+
+	// `followupd summary -print` starts each summary's day at its own last send.
+	w.advanceTo(time.Date(2026, 11, 27, 12, 0, 0, 0, msk))
+	ms, err := daemon.Summaries(cfg(), d.Store(), w.clk.Now(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		want := "SINCE Fri 27 Nov 08:30"
+		if m.Account == maria && !m.Team {
+			want = "SINCE Fri 27 Nov 09:00"
+		}
+		if !strings.Contains(m.Text, want) {
+			t.Errorf("printed summary to %v: no %q:\n%s", m.To, want, m.Text)
+		}
+	}
+}
+
+// A reload that moves Maria's account between zones neither sends her a
+// second summary for a local day she already had nor skips the next one.
+func TestSummaryReloadMovesZone(t *testing.T) {
+	start := monday(t)
+	msk := start.Location()
+	vlat := zone(t, "Asia/Vladivostok")
+	maria := "maria@seller.test"
+	w := newWorld(t, start, seller, maria, client, boss)
+	inVlat := func() *config.Config {
+		return w.zonedConfig(summaryConfig, map[string]string{maria: `time_zone = "Asia/Vladivostok"`}, seller, maria)
+	}
+	d, _ := w.run(inVlat())
+	got := w.summaryCount(seller, maria, boss)
+	w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, vlat))
+	got("Tuesday 08:30 Vladivostok", 1, 0, 1, 0)
+	// Maria moves to Moscow: she had Tuesday's summary already.
+	w.advanceTo(time.Date(2026, 11, 24, 2, 0, 0, 0, msk))
+	if err := d.Reload(w.config(summaryConfig, seller, maria)); err != nil {
+		t.Fatal(err)
+	}
+	w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, msk))
+	got("Tuesday 08:30 Moscow, Maria moved there", 2, 1, 1, 1)
+	w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, msk))
+	got("Wednesday 08:30 Moscow", 3, 2, 2, 2)
+	// And back east: Wednesday is done, Thursday comes at her 08:30.
+	w.advanceTo(time.Date(2026, 11, 25, 9, 0, 0, 0, msk))
+	if err := d.Reload(inVlat()); err != nil {
+		t.Fatal(err)
+	}
+	got("Wednesday after the move east", 0, 2, 2, 2)
+	w.advanceTo(time.Date(2026, 11, 26, 8, 30, 0, 0, vlat))
+	got("Thursday 08:30 Vladivostok", 1, 2, 3, 2)
+	w.advanceTo(time.Date(2026, 11, 26, 8, 30, 0, 0, msk))
+	got("Thursday 08:30 Moscow", 2, 3, 3, 3)
+}
+
+// The first start after an upgrade: the store holds the one record of
+// before, the top-level slot at which everyone got Tuesday's summary. Maria,
+// now in New York, got hers at 00:30 her time, so none comes at her 08:30
+// that day; the next day hers comes at her 08:30. An account added later by
+// a reload does not inherit that old record, even before the team summary
+// replaced it: it gets no late summary on its first day.
+func TestSummaryUpgradeFromOneRecord(t *testing.T) {
+	msk, ny, vlat := zone(t, "Europe/Moscow"), zone(t, "America/New_York"), zone(t, "Asia/Vladivostok")
+	start := time.Date(2026, 11, 24, 10, 0, 0, 0, msk)
+	maria, olga := "maria@seller.test", "olga@seller.test"
+	w := newWorld(t, start, seller, maria, olga, client, boss)
+	cfg := w.zonedConfig(summaryConfig, map[string]string{maria: `time_zone = "America/New_York"`}, seller, maria)
+	db, err := store.Open(filepath.Join(w.dir, daemon.DBFile), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutMeta("summary/last", []byte(time.Date(2026, 11, 24, 8, 30, 0, 0, msk).UTC().Format(time.RFC3339Nano))); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := w.run(cfg)
+	got := w.summaryCount(seller, maria, olga, boss)
+	got("upgraded on Tuesday at 10:00 Moscow", 0, 0, 0, 0, 0)
+	w.advanceTo(time.Date(2026, 11, 24, 12, 0, 0, 0, ny))
+	got("Tuesday noon in New York", 0, 0, 0, 0, 0)
+	// Olga joins, in Vladivostok, once her Wednesday 08:30 has passed but
+	// before anything was sent that day.
+	w.advanceTo(time.Date(2026, 11, 25, 12, 0, 0, 0, vlat))
+	if err := d.Reload(w.zonedConfig(summaryConfig, map[string]string{maria: `time_zone = "America/New_York"`, olga: `time_zone = "Asia/Vladivostok"`}, seller, maria, olga)); err != nil {
+		t.Fatal(err)
+	}
+	got("Olga joins after her Wednesday 08:30", 0, 0, 0, 0, 0)
+	w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, msk))
+	got("Wednesday 08:30 Moscow", 2, 1, 0, 0, 1)
+	if body := w.smtpTo(seller)[0].rec.Body; !strings.Contains(body, "ANSWERS SINCE Tue 24 Nov 08:30") {
+		t.Errorf("Ivan's first summary does not start at the old record:\n%s", body)
+	}
+	w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, ny))
+	got("Wednesday 08:30 New York", 1, 1, 1, 0, 1)
+	w.advanceTo(time.Date(2026, 11, 26, 8, 30, 0, 0, vlat))
+	got("Thursday 08:30 Vladivostok", 1, 1, 1, 1, 1)
+}
