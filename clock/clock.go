@@ -15,6 +15,12 @@ type Clock interface {
 	Now() time.Time
 	// NewTimer returns a timer that fires once after d.
 	NewTimer(d time.Duration) Timer
+	// NewTimerAt returns a timer that fires once the clock reaches t (at
+	// once when it has). A deadline computed from an earlier Now should
+	// use it, not NewTimer(t.Sub(now)): the clock may have moved since,
+	// and a fake one moved by a test in between would push the timer
+	// late by the whole step.
+	NewTimerAt(t time.Time) Timer
 }
 
 // Timer is the part of *time.Timer followupd uses.
@@ -30,6 +36,8 @@ type Real struct{}
 func (Real) Now() time.Time { return time.Now() }
 
 func (Real) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+func (Real) NewTimerAt(t time.Time) Timer { return realTimer{time.NewTimer(time.Until(t))} }
 
 type realTimer struct{ t *time.Timer }
 
@@ -57,8 +65,19 @@ func (f *Fake) Now() time.Time {
 func (f *Fake) NewTimer(d time.Duration) Timer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := &fakeTimer{f: f, at: f.now.Add(d), c: make(chan time.Time, 1), active: true}
-	if d <= 0 {
+	return f.timerAt(f.now.Add(d))
+}
+
+func (f *Fake) NewTimerAt(at time.Time) Timer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.timerAt(at)
+}
+
+// timerAt arms a timer for at; f.mu is held.
+func (f *Fake) timerAt(at time.Time) *fakeTimer {
+	t := &fakeTimer{f: f, at: at, c: make(chan time.Time, 1), active: true}
+	if !at.After(f.now) {
 		t.active = false
 		t.c <- f.now
 		return t

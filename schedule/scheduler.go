@@ -152,7 +152,10 @@ func (s *Scheduler) Run(ctx context.Context, fire func(ctx context.Context, id u
 		if d <= 0 { // cannot happen after Advance(now); never spin on it
 			d = time.Millisecond
 		}
-		timer := s.clk.NewTimer(d)
+		// At the deadline, not after d: the clock may have moved since now
+		// was read (a test's fake clock set meanwhile would otherwise push
+		// the wake-up back by its whole step).
+		timer := s.clk.NewTimerAt(now.Add(d))
 		s.armedAt = now.Add(d)
 		s.idleGen = s.gen
 		s.asleep = true

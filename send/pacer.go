@@ -80,7 +80,7 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	t := p.clk.NewTimer(d)
+	t := p.clk.NewTimerAt(slot)
 	defer t.Stop()
 	select {
 	case <-t.C():
