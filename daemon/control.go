@@ -380,7 +380,7 @@ func (d *Daemon) approveOn(ctx context.Context, c *imapclient.Client, a *account
 			return sentBySender()
 		}
 	}
-	removed, err := imapwatch.DeleteMessageID(ctx, c, draftsBox, sendID)
+	removed, err := d.deleteDraft(ctx, c, a, draftsBox, sendID)
 	if err != nil {
 		return approveOutcome{}, fmt.Errorf("removing draft %s from %s: %w", sendID, draftsBox, err)
 	}
@@ -469,7 +469,7 @@ func (d *Daemon) deleteDrafts(ctx context.Context, a *account, msgids []string) 
 		}
 		var errs []error
 		for _, id := range msgids {
-			if _, err := imapwatch.DeleteMessageID(ctx, c, drafts, id); err != nil {
+			if _, err := d.deleteDraft(ctx, c, a, drafts, id); err != nil {
 				errs = append(errs, err)
 			}
 		}
