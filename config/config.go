@@ -81,8 +81,11 @@ type Account struct {
 // own, the leads get the whole team's.
 type SummaryMail struct {
 	Enabled bool `toml:"enabled"` // default false
-	// Time is the local time (top-level time_zone) it is sent on business
-	// days; default 08:30.
+	// Time is the local time it is sent on business days; default 08:30.
+	// Each sender's own summary goes out at Time in their account's zone
+	// and on their account's business days (its effective time_zone and
+	// calendar, see Location and CalendarCode); the team summary at Time in
+	// the top-level time_zone, on top-level business days.
 	Time *ClockTime `toml:"time"`
 	// Leads get the team summary (every account); empty = nobody does.
 	Leads []string `toml:"leads"`
