@@ -99,7 +99,7 @@ func (c *Config) Summary(w io.Writer) {
 	fmt.Fprintf(w, "config %s: %d account(s), %d rule(s), %d template(s)\n",
 		c.File, len(c.Accounts), len(c.Rules), len(c.Templates))
 	if sm := c.SummaryMail; sm.Enabled {
-		fmt.Fprintf(w, "daily summary at %s %s on business days: senders %t, leads %s, team summary from %s\n",
+		fmt.Fprintf(w, "daily summary at %s on business days (each sender's in their account's time zone; the team's in %s): senders %t, leads %s, team summary from %s\n",
 			sm.Time, c.Location(nil), sm.Senders != nil && *sm.Senders, strings.Join(sm.Leads, ", "), c.SummaryAccount().Name)
 	}
 	for i := range c.Accounts {

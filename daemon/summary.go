@@ -434,7 +434,7 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 			d.live.mu.RLock()
 			changed := d.live.changed
 			d.live.mu.RUnlock()
-			t := d.clk.NewTimer(wait)
+			t := d.clk.NewTimerAt(next) // the deadline, whatever the clock did since now
 			select {
 			case <-ctx.Done():
 				t.Stop()
