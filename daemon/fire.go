@@ -679,11 +679,12 @@ func (d *Daemon) sweepDrafts(ctx context.Context, a *account, f *store.FollowUp)
 // deleteDraft removes the draft with Message-ID id from drafts
 // (imapwatch.DeleteMessageID). On a server without UIDPLUS the user's own
 // \Deleted messages lose that flag for the EXPUNGE; when it could not be
-// set back the drafts are gone all the same, so that is logged, not
+// set back after the EXPUNGE (n > 0: a failed EXPUNGE can carry the same
+// error) the drafts are gone all the same, so that is logged, not
 // returned: the caller's decision rests on the draft being removed.
 func (d *Daemon) deleteDraft(ctx context.Context, c *imapclient.Client, a *account, drafts, id string) (int, error) {
 	n, err := imapwatch.DeleteMessageID(ctx, c, drafts, id)
-	if errors.Is(err, imapwatch.ErrDeletedNotRestored) {
+	if n > 0 && errors.Is(err, imapwatch.ErrDeletedNotRestored) {
 		d.log.Warn("draft removed; the user's other deleted messages in Drafts show as not deleted", "account", a.cfg.Name, "draft", id, "err", err)
 		return n, nil
 	}
