@@ -44,12 +44,15 @@ func (d Day) valid() bool {
 	return y == d.Year && m == d.Month && dd == d.Day
 }
 
-func (d Day) addDays(n int) Day {
+// AddDays returns the civil date n days after d (before it when n < 0),
+// stepping dates, not 24h durations.
+func (d Day) AddDays(n int) Day {
 	y, m, dd := time.Date(d.Year, d.Month, d.Day+n, 12, 0, 0, 0, time.UTC).Date()
 	return Day{y, m, dd}
 }
 
-func (d Day) before(e Day) bool {
+// Before reports whether d is an earlier date than e.
+func (d Day) Before(e Day) bool {
 	if d.Year != e.Year {
 		return d.Year < e.Year
 	}
@@ -225,16 +228,16 @@ func (c *Calendar) publicHolidays(year int) map[Day]string {
 // wallOn returns t's local wall-clock time on day d in c's zone.
 func (c *Calendar) wallOn(t time.Time, d Day) time.Time {
 	lt := t.In(c.loc)
-	return c.local(d, lt.Hour()*3600+lt.Minute()*60+lt.Second(), lt.Nanosecond())
+	return c.Local(d, lt.Hour()*3600+lt.Minute()*60+lt.Second(), lt.Nanosecond())
 }
 
-// local returns the instant of day d at sec seconds (and nsec) past local
+// Local returns the instant of day d at sec seconds (and nsec) past local
 // midnight in c's zone. A wall time inside a DST gap resolves to the
 // instant after the gap (02:30 on a 02:00->03:00 night is 03:30), always:
 // time.Date alone picks either side depending on the zone, and for zones
 // that skip midnight (America/Havana, America/Santiago) it may return 23:00
 // on the day before, a day that may not be a business day.
-func (c *Calendar) local(d Day, sec, nsec int) time.Time {
+func (c *Calendar) Local(d Day, sec, nsec int) time.Time {
 	r := time.Date(d.Year, d.Month, d.Day, 0, 0, sec, nsec, c.loc)
 	want := time.Date(d.Year, d.Month, d.Day, 0, 0, sec, nsec, time.UTC)
 	got := time.Date(r.Year(), r.Month(), r.Day(), r.Hour(), r.Minute(), r.Second(), r.Nanosecond(), time.UTC)
@@ -254,7 +257,7 @@ func (c *Calendar) AddBusinessDays(t time.Time, n int) time.Time {
 	}
 	d := DayOf(t, c.loc)
 	for n > 0 {
-		d = d.addDays(1)
+		d = d.AddDays(1)
 		if c.isBusinessDay(d) {
 			n--
 		}
@@ -273,7 +276,7 @@ func (c *Calendar) Add(t time.Time, d time.Duration, businessDays int) time.Time
 
 // openAt returns the window's opening instant on day d.
 func (c *Calendar) openAt(d Day) time.Time {
-	return c.local(d, c.window.Start*60, 0)
+	return c.Local(d, c.window.Start*60, 0)
 }
 
 // NextOpen returns t itself if t is inside the send window on a business
@@ -295,7 +298,7 @@ func (c *Calendar) NextOpen(t time.Time) time.Time {
 		}
 	}
 	for {
-		d = d.addDays(1)
+		d = d.AddDays(1)
 		if c.isBusinessDay(d) {
 			return c.openAt(d)
 		}
@@ -310,8 +313,8 @@ func (c *Calendar) BusinessDaysBetween(a, b time.Time) int {
 	}
 	d, end := DayOf(a, c.loc), DayOf(b, c.loc)
 	n := 0
-	for d.before(end) {
-		d = d.addDays(1)
+	for d.Before(end) {
+		d = d.AddDays(1)
 		if c.isBusinessDay(d) {
 			n++
 		}

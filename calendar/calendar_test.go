@@ -439,3 +439,60 @@ func TestDSTGap(t *testing.T) {
 		})
 	}
 }
+
+// Local is a wall-clock time of a day: inside a DST gap the instant after
+// the gap, on that day, also where the gap swallows midnight; in a repeated
+// hour the first.
+func TestLocal(t *testing.T) {
+	ny := mustLoc(t, "America/New_York")
+	hav := mustLoc(t, "America/Havana") // skips 00:00-01:00 on Sun 8 Mar 2026
+	for _, tc := range []struct {
+		loc  *time.Location
+		day  Day
+		sec  int
+		want string
+	}{
+		{ny, Day{2026, 11, 24}, 8*3600 + 30*60, "2026-11-24T08:30:00-05:00"},
+		{ny, Day{2026, 3, 8}, 2*3600 + 30*60, "2026-03-08T03:30:00-04:00"},  // 02:00 -> 03:00
+		{ny, Day{2026, 11, 1}, 1*3600 + 30*60, "2026-11-01T01:30:00-04:00"}, // repeated hour: the first
+		{hav, Day{2026, 3, 8}, 30 * 60, "2026-03-08T01:30:00-04:00"},        // 00:00 -> 01:00
+		{hav, Day{2026, 3, 9}, 0, "2026-03-09T00:00:00-04:00"},              // the day after
+		{hav, Day{2026, 3, 7}, 24*3600 - 60, "2026-03-07T23:59:00-05:00"},   // the day before
+		{ny, Day{2026, 12, 31}, 24*3600 - 60, "2026-12-31T23:59:00-05:00"},
+		{time.UTC, Day{2028, 2, 29}, 12 * 3600, "2028-02-29T12:00:00Z"}, // leap day
+		{mustLoc(t, "Asia/Kolkata"), Day{2026, 11, 24}, 8*3600 + 30*60, "2026-11-24T08:30:00+05:30"},
+	} {
+		c := mustNew(t, tc.loc, "", nil, nil, Window{})
+		if got := c.Local(tc.day, tc.sec, 0).Format(time.RFC3339); got != tc.want {
+			t.Errorf("Local(%s, %d) in %s = %s, want %s", tc.day, tc.sec, tc.loc, got, tc.want)
+		}
+	}
+}
+
+func TestDayAddDaysBefore(t *testing.T) {
+	for _, tc := range []struct {
+		d    Day
+		n    int
+		want Day
+	}{
+		{Day{2026, 11, 24}, 1, Day{2026, 11, 25}},
+		{Day{2026, 11, 30}, 1, Day{2026, 12, 1}},
+		{Day{2026, 12, 31}, 1, Day{2027, 1, 1}},
+		{Day{2027, 1, 1}, -1, Day{2026, 12, 31}},
+		{Day{2028, 2, 28}, 1, Day{2028, 2, 29}},
+		{Day{2026, 3, 1}, -1, Day{2026, 2, 28}},
+		{Day{2026, 11, 24}, 0, Day{2026, 11, 24}},
+		{Day{2026, 11, 24}, 400, Day{2027, 12, 29}},
+	} {
+		got := tc.d.AddDays(tc.n)
+		if got != tc.want {
+			t.Errorf("%s.AddDays(%d) = %s, want %s", tc.d, tc.n, got, tc.want)
+		}
+		if before := tc.d.Before(got); before != (tc.n > 0) {
+			t.Errorf("%s.Before(%s) = %t", tc.d, got, before)
+		}
+		if after := got.Before(tc.d); after != (tc.n < 0) {
+			t.Errorf("%s.Before(%s) = %t", got, tc.d, after)
+		}
+	}
+}
