@@ -94,18 +94,26 @@ func (d *Daemon) needsBody(rec *message.Record) bool {
 	return cls.NeedsBody(rec)
 }
 
+// configCalendar builds the business-day calendar of account a (nil: the
+// top-level settings) from cfg: its effective zone and country, and the
+// shared holidays and workdays. One function for the account's reminders
+// and for the daily summaries (summary.go), so both count the same days.
+func configCalendar(cfg *config.Config, a *config.Account, w calendar.Window) (*calendar.Calendar, error) {
+	var holidays, workdays []calendar.Day
+	for _, h := range cfg.Holidays {
+		holidays = append(holidays, calendar.Day{Year: h.Year, Month: h.Month, Day: h.Day})
+	}
+	for _, d := range cfg.Workdays {
+		workdays = append(workdays, calendar.Day{Year: d.Year, Month: d.Month, Day: d.Day})
+	}
+	return calendar.New(cfg.Location(a), cfg.CalendarCode(a), holidays, workdays, w)
+}
+
 // buildAccounts sets up every account of cfg: password, calendar, SMTP
 // submitter, pacer. Nothing connects.
 func (d *Daemon) buildAccounts(cfg *config.Config) (map[string]*account, map[string]*account, error) {
 	accounts := make(map[string]*account, len(cfg.Accounts))
 	byAddr := make(map[string]*account, len(cfg.Accounts))
-	var holidays, workdays []calendar.Day
-	for _, h := range cfg.Holidays {
-		holidays = append(holidays, calendar.Day{Year: h.Year, Month: h.Month, Day: h.Day})
-	}
-	for _, w := range cfg.Workdays {
-		workdays = append(workdays, calendar.Day{Year: w.Year, Month: w.Month, Day: w.Day})
-	}
 	for i := range cfg.Accounts {
 		ac := &cfg.Accounts[i]
 		pw, err := ac.Password()
@@ -113,8 +121,7 @@ func (d *Daemon) buildAccounts(cfg *config.Config) (map[string]*account, map[str
 			return nil, nil, err
 		}
 		win := cfg.Window(ac)
-		cal, err := calendar.New(cfg.Location(ac), cfg.CalendarCode(ac), holidays, workdays,
-			calendar.Window{Start: int(win.Start), End: int(win.End)})
+		cal, err := configCalendar(cfg, ac, calendar.Window{Start: int(win.Start), End: int(win.End)})
 		if err != nil {
 			return nil, nil, fmt.Errorf("account %s: calendar: %w", ac.Name, err)
 		}

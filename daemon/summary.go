@@ -141,6 +141,10 @@ func (j summaryJob) key() string { return summaryKey(j.account) }
 
 func (j summaryJob) String() string { return cmpOr(j.account, "team") }
 
+// slot is the job's time on day d (after the gap when d's wall clock skips
+// it, on d even where the gap swallows midnight: calendar.Local).
+func (j summaryJob) slot(d calendar.Day) time.Time { return j.cal.Local(d, j.at*60, 0) }
+
 // summaryKey is the meta key of the record of account's own summary, or
 // of the team's ("").
 func summaryKey(account string) string {
@@ -157,18 +161,14 @@ func sendersGetSummary(cfg *config.Config) bool {
 
 // summaryJobs lists cfg's daily summaries: the senders' in account order,
 // then the team's. A calendar that fails to build leaves its job out and is
-// reported (joined), so one account does not hold back the others.
+// reported (joined), so one account does not hold back the others. The
+// calendars are built as the accounts' own (configCalendar) but without a
+// send window, and the team's from the top-level settings, which no
+// account's calendar has.
 func summaryJobs(cfg *config.Config) ([]summaryJob, error) {
 	at := int(config.DefaultSummaryTime)
 	if cfg.SummaryMail.Time != nil {
 		at = int(*cfg.SummaryMail.Time)
-	}
-	var holidays, workdays []calendar.Day
-	for _, h := range cfg.Holidays {
-		holidays = append(holidays, calendar.Day{Year: h.Year, Month: h.Month, Day: h.Day})
-	}
-	for _, w := range cfg.Workdays {
-		workdays = append(workdays, calendar.Day{Year: w.Year, Month: w.Month, Day: w.Day})
 	}
 	var jobs []summaryJob
 	var errs []error
@@ -177,7 +177,7 @@ func summaryJobs(cfg *config.Config) ([]summaryJob, error) {
 		if a != nil {
 			j.account = a.Name
 		}
-		cal, err := calendar.New(cfg.Location(a), cfg.CalendarCode(a), holidays, workdays, calendar.Window{})
+		cal, err := configCalendar(cfg, a, calendar.Window{})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("calendar of the %s summary: %w", j, err))
 			return
@@ -271,7 +271,7 @@ type summaryDue struct {
 // than be followed at once by another.
 func (s summaryDue) sent(now time.Time) summaryRecord {
 	rec := summaryRecord{Day: lastSlotDay(s.job, now), Slot: minTime(s.at, now)}
-	if dayBefore(rec.Day, s.day) {
+	if rec.Day.Before(s.day) {
 		rec.Day = s.day
 	}
 	return rec
@@ -286,20 +286,20 @@ func planSummary(job summaryJob, rec summaryRecord, now time.Time) summaryDue {
 	loc := job.cal.Location()
 	today := calendar.DayOf(now, loc)
 	due := summaryDue{job: job, since: rec.Slot}
-	if slot := wallClock(today, job.at, loc); dayBefore(rec.Day, today) && !slot.After(now) && job.cal.IsBusinessDay(slot) {
+	if slot := job.slot(today); rec.Day.Before(today) && !slot.After(now) && job.cal.IsBusinessDay(slot) {
 		due.day, due.at = today, now
 		return due
 	}
 	d := today
-	if !dayBefore(rec.Day, today) {
-		d = addDays(rec.Day, 1)
+	if !rec.Day.Before(today) {
+		d = rec.Day.AddDays(1)
 	}
 	for range 400 {
-		if slot := wallClock(d, job.at, loc); slot.After(now) && job.cal.IsBusinessDay(slot) {
+		if slot := job.slot(d); slot.After(now) && job.cal.IsBusinessDay(slot) {
 			due.day, due.at = d, slot
 			return due
 		}
-		d = addDays(d, 1)
+		d = d.AddDays(1)
 	}
 	return due
 }
@@ -309,39 +309,10 @@ func planSummary(job summaryJob, rec summaryRecord, now time.Time) summaryDue {
 func lastSlotDay(job summaryJob, now time.Time) calendar.Day {
 	loc := job.cal.Location()
 	today := calendar.DayOf(now, loc)
-	if wallClock(today, job.at, loc).After(now) {
-		return addDays(today, -1)
+	if job.slot(today).After(now) {
+		return today.AddDays(-1)
 	}
 	return today
-}
-
-// wallClock is the instant `at` minutes past local midnight of day in loc.
-// A time in a DST gap resolves to the instant after the gap, as the
-// calendar's window does: time.Date alone may pick the day before in zones
-// that skip midnight.
-func wallClock(day calendar.Day, at int, loc *time.Location) time.Time {
-	r := time.Date(day.Year, day.Month, day.Day, 0, at, 0, 0, loc)
-	want := time.Date(day.Year, day.Month, day.Day, 0, at, 0, 0, time.UTC)
-	got := time.Date(r.Year(), r.Month(), r.Day(), r.Hour(), r.Minute(), r.Second(), 0, time.UTC)
-	if diff := want.Sub(got); diff > 0 {
-		r = r.Add(diff)
-	}
-	return r
-}
-
-func dayBefore(a, b calendar.Day) bool {
-	if a.Year != b.Year {
-		return a.Year < b.Year
-	}
-	if a.Month != b.Month {
-		return a.Month < b.Month
-	}
-	return a.Day < b.Day
-}
-
-func addDays(d calendar.Day, n int) calendar.Day {
-	t := time.Date(d.Year, d.Month, d.Day+n, 12, 0, 0, 0, time.UTC)
-	return calendar.Day{Year: t.Year(), Month: t.Month(), Day: t.Day()}
 }
 
 // planSummaries plans every daily summary of cfg at now from its record,
@@ -366,7 +337,9 @@ func (d *Daemon) planSummaries(cfg *config.Config, now time.Time) []summaryDue {
 			d.putSummaryRecord(j.key(), rec)
 		default:
 			if !errors.Is(err, store.ErrNotFound) {
-				// Unreadable: sending nothing until tomorrow risks no double.
+				// Unreadable: passed over as for a new job. A time passed
+				// today is not caught up (that summary may have gone out);
+				// one still ahead today goes out.
 				d.log.Error("reading the daily summary record", "summary", j, "err", err)
 			}
 			rec = summaryRecord{Day: lastSlotDay(j, now)}

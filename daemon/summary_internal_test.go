@@ -75,36 +75,6 @@ func TestLastSlotDay(t *testing.T) {
 	}
 }
 
-// A summary time inside a DST gap is the instant after the gap, on that
-// day, also where the gap swallows midnight.
-func TestWallClock(t *testing.T) {
-	ny := loadLoc(t, "America/New_York")
-	havana := loadLoc(t, "America/Havana")
-	for _, tc := range []struct {
-		day  calendar.Day
-		at   int
-		loc  *time.Location
-		want string
-	}{
-		{day(2026, 11, 24), 8*60 + 30, ny, "2026-11-24T08:30:00-05:00"},
-		{day(2026, 3, 8), 2*60 + 30, ny, "2026-03-08T03:30:00-04:00"},  // 02:00 -> 03:00
-		{day(2026, 11, 1), 1*60 + 30, ny, "2026-11-01T01:30:00-04:00"}, // repeated hour: the first
-		{day(2026, 3, 8), 30, havana, "2026-03-08T01:30:00-04:00"},     // 00:00 -> 01:00
-		{day(2026, 12, 31), 23*60 + 59, ny, "2026-12-31T23:59:00-05:00"},
-		{day(2026, 3, 9), 0, havana, "2026-03-09T00:00:00-04:00"},         // the day after
-		{day(2026, 3, 7), 24*60 - 1, havana, "2026-03-07T23:59:00-05:00"}, // the day before
-		{day(2026, 11, 24), 8*60 + 30, time.UTC, "2026-11-24T08:30:00Z"},
-		{day(2026, 2, 28), 12 * 60, time.UTC, "2026-02-28T12:00:00Z"},
-		{day(2028, 2, 29), 12 * 60, time.UTC, "2028-02-29T12:00:00Z"}, // leap day
-		{day(2026, 11, 24), 8*60 + 30, loadLoc(t, "Asia/Kolkata"), "2026-11-24T08:30:00+05:30"},
-	} {
-		got := wallClock(tc.day, tc.at, tc.loc).Format(time.RFC3339)
-		if got != tc.want {
-			t.Errorf("wallClock(%s, %d, %s) = %s, want %s", tc.day, tc.at, tc.loc, got, tc.want)
-		}
-	}
-}
-
 func TestSummaryRecord(t *testing.T) {
 	msk := loadLoc(t, "Europe/Moscow")
 	slot := time.Date(2026, 11, 24, 8, 30, 0, 0, msk)
