@@ -119,15 +119,29 @@ func (d *Daemon) putMetaTime(key string, t time.Time) {
 // covers that account's day; the team's keeps the top-level zone and
 // calendar, whichever account sends it.
 //
-// Invariant: one summary per job and local day at most, and none skipped
-// while the daemon runs. Each job's summaryRecord, in the store, names the
-// last local day it covered, and a plan is only ever for a later day, so a
-// restart or a reload plans again from the records and cannot send a day
-// twice. A day whose time passed with no summary sent (the daemon was
-// down, a reload came at that moment) is caught up once, the same day. A
-// job without a record gets one when first planned, the last day whose
-// time has passed, so a first start, a new account or a summary just
-// enabled does not send that day's summary late.
+// Invariants, per job and in the zone in force when a summary goes out:
+//   - Never two summaries on one local day. Each job's summaryRecord, in
+//     the store, names the local day its last summary went out on (the
+//     date of the send, not of the slot it was for), and a plan is only
+//     ever for a later day, so a restart or a reload plans again from the
+//     records and cannot send a day twice. A record made in another zone (a
+//     reload moved the account; the single record of before each job had
+//     its own, see planSummaries) is read in the job's zone from the
+//     instant it was made (summaryRecord.in): a summary sent Tuesday 08:30
+//     in Los Angeles went out on Wednesday in Vladivostok.
+//   - Never a business day skipped while the daemon runs. A day whose
+//     time passed with no summary sent (the daemon was down, a reload came
+//     at that moment) is caught up once, the same day: a summary goes out
+//     only on a business day, at or after its time and before that local
+//     day ends. A send that comes up only on a later local day (a
+//     suspended host) is planned again, as at a start, rather than be sent
+//     for a day that has passed and then followed by that day's own.
+//   - A job without a record gets one when first planned, the last day
+//     whose time has passed, so a first start, a new account or a summary
+//     just enabled does not send that day's summary late.
+//   - A record dated after today (the host's clock ran ahead and was set
+//     back) is logged and counts as today's: at most today is lost, not
+//     every day until that date.
 
 // summaryJob is one daily summary and its schedule.
 type summaryJob struct {
@@ -140,6 +154,12 @@ type summaryJob struct {
 func (j summaryJob) key() string { return summaryKey(j.account) }
 
 func (j summaryJob) String() string { return cmpOr(j.account, "team") }
+
+// zone is the name of the job's zone, as summaryRecord keeps it.
+func (j summaryJob) zone() string { return j.cal.Location().String() }
+
+// today is now's local date in the job's zone.
+func (j summaryJob) today(now time.Time) calendar.Day { return calendar.DayOf(now, j.cal.Location()) }
 
 // slot is the job's time on day d (after the gap when d's wall clock skips
 // it, on d even where the gap swallows midnight: calendar.Local).
@@ -196,43 +216,78 @@ func summaryJobs(cfg *config.Config) ([]summaryJob, error) {
 	return jobs, errors.Join(errs...)
 }
 
-// summaryRecord is what a job last covered: a local day, and the time its
-// summary was sent for, which starts the next summary's "last day". Slot is
-// zero for a day passed over without a summary (a job's first plan).
+// summaryRecord is what a job last did: the local day its last summary
+// went out on (or, with no summary sent, the last day passed over), and
+// enough to read that day again in another zone.
 type summaryRecord struct {
-	Day  calendar.Day
+	// Day is the local date in Zone of the last summary's send; for a day
+	// passed over (a job's first plan), the last day whose time had passed.
+	Day calendar.Day
+	// Slot is the time the last summary was sent for, which starts the
+	// next summary's "last day"; zero when none was sent (a day passed over).
 	Slot time.Time
+	// At is when the record was made: the send, or the plan that passed
+	// the day over. Zero in records written before it was kept.
+	At time.Time
+	// Zone is the name of the zone Day was taken in; "" when not known (a
+	// record from before it was kept, or the single record of before each
+	// job had its own, made in the top-level zone of the time).
+	Zone string
 }
 
-// String is the stored form, "2026-11-24 2026-11-24T05:30:00Z", or the
-// day alone without a slot. The day is written out, not derived from the
-// slot, so that a later change of the account's zone cannot move it.
+// String is the stored form: "2026-11-24 2026-11-24T05:30:00Z
+// 2026-11-24T05:30:02Z Europe/Moscow" (day, slot, made at, zone), with "-"
+// for the slot of a day passed over. Records written before At and Zone
+// were kept hold the day alone or the day and the slot; a bare RFC 3339
+// time is the single record of before (parseSummaryRecord).
 func (r summaryRecord) String() string {
-	if r.Slot.IsZero() {
-		return r.Day.String()
+	if r.At.IsZero() {
+		if r.Slot.IsZero() {
+			return r.Day.String()
+		}
+		return r.Day.String() + " " + r.Slot.UTC().Format(time.RFC3339Nano)
 	}
-	return r.Day.String() + " " + r.Slot.UTC().Format(time.RFC3339Nano)
+	slot := "-"
+	if !r.Slot.IsZero() {
+		slot = r.Slot.UTC().Format(time.RFC3339Nano)
+	}
+	return r.Day.String() + " " + slot + " " + r.At.UTC().Format(time.RFC3339Nano) + " " + cmpOr(r.Zone, "-")
 }
 
 // parseSummaryRecord reads a stored summaryRecord. legacy reports the form
 // written before each summary had its own schedule: a bare RFC 3339 time,
-// the slot of every summary, planned in the top-level zone top (which
-// gives its day).
-func parseSummaryRecord(v string, top *time.Location) (r summaryRecord, legacy bool, err error) {
-	day, slot, two := strings.Cut(v, " ")
-	if !two {
+// the slot of every summary, sent then in the top-level zone of the time
+// (which may not be today's): it is returned as a summary sent at that
+// time in an unknown zone, its Day left for in to set.
+func parseSummaryRecord(v string) (r summaryRecord, legacy bool, err error) {
+	f := strings.Split(v, " ")
+	if len(f) == 1 {
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-			return summaryRecord{Day: calendar.DayOf(t, top), Slot: t}, true, nil
+			return summaryRecord{Slot: t, At: t}, true, nil
 		}
 	}
-	d, err := time.Parse(time.DateOnly, day)
-	if err != nil {
+	bad := func(err error) (summaryRecord, bool, error) {
 		return summaryRecord{}, false, fmt.Errorf("summary record %q: %w", v, err)
 	}
+	if len(f) != 1 && len(f) != 2 && len(f) != 4 {
+		return bad(errors.New("not 1, 2 or 4 fields"))
+	}
+	d, err := time.Parse(time.DateOnly, f[0])
+	if err != nil {
+		return bad(err)
+	}
 	r.Day = calendar.Day{Year: d.Year(), Month: d.Month(), Day: d.Day()}
-	if two {
-		if r.Slot, err = time.Parse(time.RFC3339Nano, slot); err != nil {
-			return summaryRecord{}, false, fmt.Errorf("summary record %q: %w", v, err)
+	if len(f) > 1 && f[1] != "-" {
+		if r.Slot, err = time.Parse(time.RFC3339Nano, f[1]); err != nil {
+			return bad(err)
+		}
+	}
+	if len(f) == 4 {
+		if r.At, err = time.Parse(time.RFC3339Nano, f[2]); err != nil {
+			return bad(err)
+		}
+		if f[3] != "-" {
+			r.Zone = f[3]
 		}
 	}
 	return r, false, nil
@@ -240,12 +295,12 @@ func parseSummaryRecord(v string, top *time.Location) (r summaryRecord, legacy b
 
 // readSummaryRecord returns the record stored under key (an error
 // matching store.ErrNotFound when there is none).
-func readSummaryRecord(db *store.DB, key string, top *time.Location) (summaryRecord, bool, error) {
+func readSummaryRecord(db *store.DB, key string) (summaryRecord, bool, error) {
 	v, err := db.Meta(key)
 	if err != nil {
 		return summaryRecord{}, false, err
 	}
-	return parseSummaryRecord(string(v), top)
+	return parseSummaryRecord(string(v))
 }
 
 func (d *Daemon) putSummaryRecord(key string, r summaryRecord) {
@@ -254,38 +309,81 @@ func (d *Daemon) putSummaryRecord(key string, r summaryRecord) {
 	}
 }
 
-// summaryDue is a job's next send: the local day it is for, when it goes
-// out (zero: never, no business day within 400 days), and the start of its
-// summary's "last day".
-type summaryDue struct {
-	job   summaryJob
-	day   calendar.Day
-	at    time.Time
-	since time.Time
-}
-
-// sent is the record of s sent at now. Its slot, not the send time,
-// starts the next summary's "last day", whatever delayed this one. Its day
-// is s's, or a later one whose time has passed too: a send delayed past
-// the next day's time (a suspended host) covers that day as well, rather
-// than be followed at once by another.
-func (s summaryDue) sent(now time.Time) summaryRecord {
-	rec := summaryRecord{Day: lastSlotDay(s.job, now), Slot: minTime(s.at, now)}
-	if rec.Day.Before(s.day) {
-		rec.Day = s.day
+// in is r read in job's zone. A record made in another zone (or an unknown
+// one) has its day taken again from the instant it was made: a summary
+// sent then went out on that instant's local date here, and a day passed
+// over then is the last whose time had passed here. A record without that
+// instant (written before it was kept) is taken as it is.
+func (r summaryRecord) in(job summaryJob) summaryRecord {
+	if r.At.IsZero() || r.Zone == job.zone() {
+		return r
 	}
-	return rec
+	if r.Slot.IsZero() {
+		r.Day = lastSlotDay(job, r.At)
+	} else {
+		r.Day = job.today(r.At)
+	}
+	r.Zone = job.zone()
+	return r
 }
 
-// planSummary plans job's next send at now, after its record rec: at once
-// for today when today is a business day, its time has passed and rec is
-// of an earlier day (a late start or a reload catches up once, the same
-// day); else at its time on the first business day after rec's day whose
-// time is still to come.
+// settle is r as job plans from it at now: read in job's zone (in), and
+// dated no later than today. ahead reports a record dated after today
+// (the host's clock ran ahead and was set back), which counts as today's.
+func (r summaryRecord) settle(job summaryJob, now time.Time) (s summaryRecord, ahead bool) {
+	r = r.in(job)
+	if today := job.today(now); today.Before(r.Day) {
+		r.Day, ahead = today, true
+		if r.Slot.After(now) {
+			r.Slot = now
+		}
+		if r.At.After(now) {
+			r.At = now
+		}
+	}
+	return r, ahead
+}
+
+// summaryDue is a job's next send: the local day it is for, when it goes
+// out (zero: never, no business day within 400 days), and the record it
+// was planned from, whose slot starts its summary's "last day".
+type summaryDue struct {
+	job summaryJob
+	rec summaryRecord
+	day calendar.Day
+	at  time.Time
+}
+
+// since is the start of the due summary's "last day" (zero: none sent).
+func (s summaryDue) since() time.Time { return s.rec.Slot }
+
+// sent is the record of s sent at now, on s.day (current makes sure of
+// that). Its slot, not the send time, starts the next summary's "last
+// day", whatever delayed this one.
+func (s summaryDue) sent(now time.Time) summaryRecord {
+	return summaryRecord{Day: s.job.today(now), Slot: minTime(s.at, now), At: now, Zone: s.job.zone()}
+}
+
+// current is s at now: as it is, unless it came up only on a later local
+// day than its own (a suspended host, or a send retried past midnight);
+// then it is planned again from its record, as at a start, and goes out
+// today only if today is a business day whose time has passed.
+func (s summaryDue) current(now time.Time) summaryDue {
+	if s.at.IsZero() || now.Before(s.at) || s.job.today(now) == s.day {
+		return s
+	}
+	return planSummary(s.job, s.rec, now)
+}
+
+// planSummary plans job's next send at now, after its record rec (settled:
+// in job's zone, no later than today): at once for today when today is a
+// business day, its time has passed and rec is of an earlier day (a late
+// start or a reload catches up once, the same day); else at its time on
+// the first business day after rec's day whose time is still to come.
 func planSummary(job summaryJob, rec summaryRecord, now time.Time) summaryDue {
-	loc := job.cal.Location()
-	today := calendar.DayOf(now, loc)
-	due := summaryDue{job: job, since: rec.Slot}
+	rec, _ = rec.settle(job, now)
+	today := job.today(now)
+	due := summaryDue{job: job, rec: rec}
 	if slot := job.slot(today); rec.Day.Before(today) && !slot.After(now) && job.cal.IsBusinessDay(slot) {
 		due.day, due.at = today, now
 		return due
@@ -304,11 +402,9 @@ func planSummary(job summaryJob, rec summaryRecord, now time.Time) summaryDue {
 	return due
 }
 
-// lastSlotDay is the last local day of job whose time has passed at now:
-// a summary sent at now covers it (and any day before it).
+// lastSlotDay is the last local day of job whose time has passed at now.
 func lastSlotDay(job summaryJob, now time.Time) calendar.Day {
-	loc := job.cal.Location()
-	today := calendar.DayOf(now, loc)
+	today := job.today(now)
 	if job.slot(today).After(now) {
 		return today.AddDays(-1)
 	}
@@ -316,25 +412,29 @@ func lastSlotDay(job summaryJob, now time.Time) calendar.Day {
 }
 
 // planSummaries plans every daily summary of cfg at now from its record,
-// writing the records a job lacks (see summaryJob). The first time after
-// an upgrade, the single record of before (everyone's last summary) becomes
-// each sender's: the day it covered is not sent again in their own zone.
+// writing the records a job lacks (see summaryJob) and those it reads in
+// another form: another zone's, one dated ahead. The first time after an
+// upgrade, the single record of before (everyone's last summary, sent at
+// the top-level slot) becomes each sender's, its day the date of that send
+// in the sender's own zone: no second summary that local day, none
+// skipped.
 func (d *Daemon) planSummaries(cfg *config.Config, now time.Time) []summaryDue {
 	jobs, err := summaryJobs(cfg)
 	if err != nil {
 		d.log.Error("planning daily summaries", "err", err)
 	}
-	top := cfg.Location(nil)
-	old, legacy, err := readSummaryRecord(d.db, metaSummaryLast, top)
+	old, legacy, err := readSummaryRecord(d.db, metaSummaryLast)
 	legacy = legacy && err == nil
 	var out []summaryDue
+	team := false
 	for _, j := range jobs {
-		rec, _, err := readSummaryRecord(d.db, j.key(), top)
+		team = team || j.account == ""
+		rec, _, err := readSummaryRecord(d.db, j.key())
+		handed := false
 		switch {
 		case err == nil:
 		case errors.Is(err, store.ErrNotFound) && legacy:
-			rec = old
-			d.putSummaryRecord(j.key(), rec)
+			rec, handed = old, true
 		default:
 			if !errors.Is(err, store.ErrNotFound) {
 				// Unreadable: passed over as for a new job. A time passed
@@ -342,10 +442,21 @@ func (d *Daemon) planSummaries(cfg *config.Config, now time.Time) []summaryDue {
 				// one still ahead today goes out.
 				d.log.Error("reading the daily summary record", "summary", j, "err", err)
 			}
-			rec = summaryRecord{Day: lastSlotDay(j, now)}
-			d.putSummaryRecord(j.key(), rec)
+			rec = summaryRecord{Day: lastSlotDay(j, now), At: now, Zone: j.zone()}
 		}
-		due := planSummary(j, rec, now)
+		settled, ahead := rec.settle(j, now)
+		switch {
+		case ahead:
+			d.log.Warn("daily summary record dated after today (was the clock ahead?); taken as today's", "summary", j, "record", rec.Day, "today", settled.Day)
+		case handed:
+			d.log.Info("daily summary record handed on from the single one of before", "summary", j, "sent", old.At, "day", settled.Day)
+		case rec.Zone != "" && rec.Zone != settled.Zone:
+			d.log.Info("daily summary record made in another zone; its day read in this one", "summary", j, "zone", rec.Zone, "day", rec.Day, "here", settled.Day)
+		}
+		if err != nil || settled.String() != rec.String() {
+			d.putSummaryRecord(j.key(), settled)
+		}
+		due := planSummary(j, settled, now)
 		if due.at.IsZero() {
 			d.log.Warn("daily summary not planned: no business day within 400 days", "summary", j)
 		} else {
@@ -353,9 +464,11 @@ func (d *Daemon) planSummaries(cfg *config.Config, now time.Time) []summaryDue {
 		}
 		out = append(out, due)
 	}
-	if legacy {
-		// Rewritten in the new form: an account added later starts afresh.
-		d.putSummaryRecord(metaSummaryLast, old)
+	if legacy && !team {
+		// Rewritten in the new form (the team's job did it, if any): an
+		// account added later starts afresh.
+		top := cfg.Location(nil)
+		d.putSummaryRecord(metaSummaryLast, summaryRecord{Day: calendar.DayOf(old.At, top), Slot: old.Slot, At: old.At, Zone: top.String()})
 	}
 	return out
 }
@@ -388,7 +501,9 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 			}
 		}
 		var ready []int // of dues
-		for i, s := range dues {
+		for i := range dues {
+			dues[i] = dues[i].current(now)
+			s := dues[i]
 			if s.at.IsZero() {
 				continue
 			}
@@ -448,7 +563,7 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 			cur.checkAllDrafts(io)
 			reqs := make([]summaryReq, len(ready))
 			for k, i := range ready {
-				reqs[k] = summaryReq{account: dues[i].job.account, since: dues[i].since}
+				reqs[k] = summaryReq{account: dues[i].job.account, since: dues[i].since()}
 			}
 			if err := cur.sendSummaries(io, now, reqs); err != nil {
 				d.log.Error("sending daily summary", "err", err)
@@ -456,10 +571,9 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 			// Recorded even when the send failed: a failing server does
 			// not get the summary again at every wake-up.
 			for _, i := range ready {
-				s := dues[i]
-				rec := s.sent(now)
-				d.putSummaryRecord(s.job.key(), rec)
-				dues[i] = planSummary(s.job, rec, now)
+				rec := dues[i].sent(now)
+				d.putSummaryRecord(dues[i].job.key(), rec)
+				dues[i] = planSummary(dues[i].job, rec, now)
 			}
 		}
 		if ctx.Err() != nil {
@@ -501,8 +615,8 @@ func Summaries(cfg *config.Config, db *store.DB, now, since time.Time) ([]Summar
 	var reqs []summaryReq
 	add := func(account string) {
 		s := since
-		if rec, _, err := readSummaryRecord(db, summaryKey(account), cfg.Location(nil)); err == nil && !rec.Slot.IsZero() {
-			s = rec.Slot
+		if rec, _, err := readSummaryRecord(db, summaryKey(account)); err == nil && !rec.Slot.IsZero() {
+			s = minTime(rec.Slot, now) // not after now: a clock that ran ahead
 		}
 		reqs = append(reqs, summaryReq{account: account, since: s})
 	}
@@ -856,7 +970,7 @@ func (d *Daemon) draftGone(a *account, f *store.FollowUp, now time.Time) {
 // none yet): the start of the next summary's "last day" when it has no
 // record of its own.
 func LastSummary(db *store.DB) time.Time {
-	rec, _, err := readSummaryRecord(db, metaSummaryLast, time.UTC)
+	rec, _, err := readSummaryRecord(db, metaSummaryLast)
 	if err != nil {
 		return time.Time{}
 	}

@@ -242,3 +242,119 @@ func TestSummaryUpgradeFromOneRecord(t *testing.T) {
 	w.advanceTo(time.Date(2026, 11, 26, 8, 30, 0, 0, vlat))
 	got("Thursday 08:30 Vladivostok", 1, 1, 1, 1, 1)
 }
+
+// putMeta writes records into the world's store before a daemon opens it.
+func (w *world) putMeta(kv map[string]string) {
+	w.t.Helper()
+	db, err := store.Open(filepath.Join(w.dir, daemon.DBFile), store.Options{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for k, v := range kv {
+		if err := db.PutMeta(k, []byte(v)); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// The first start after an upgrade, where the single record's top-level
+// time falls on another date in the sender's zone: her summaries follow
+// that send's date in her zone, so neither is her next day lost nor does
+// she get two on one local day.
+func TestSummaryUpgradeAcrossDates(t *testing.T) {
+	maria := "maria@seller.test"
+	t.Run("Moscow to Chicago", func(t *testing.T) {
+		msk, chi := zone(t, "Europe/Moscow"), zone(t, "America/Chicago")
+		// The last old summary: Tue 08:30 Moscow, Mon 23:30 in Chicago.
+		w := newWorld(t, time.Date(2026, 11, 24, 10, 0, 0, 0, msk), seller, maria, client, boss)
+		w.putMeta(map[string]string{"summary/last": time.Date(2026, 11, 24, 8, 30, 0, 0, msk).UTC().Format(time.RFC3339)})
+		w.run(w.zonedConfig(summaryConfig, map[string]string{maria: `time_zone = "America/Chicago"`}, seller, maria))
+		got := w.summaryCount(seller, maria, boss)
+		got("upgraded Tue 10:00 Moscow, 01:00 Chicago", 0, 0, 0, 0)
+		w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, chi))
+		got("Tuesday 08:30 Chicago: Maria's Tuesday", 1, 0, 1, 0)
+		w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, msk))
+		got("Wednesday 08:30 Moscow", 2, 1, 1, 1)
+	})
+	t.Run("Honolulu to Vladivostok", func(t *testing.T) {
+		hnl, vlat := zone(t, "Pacific/Honolulu"), zone(t, "Asia/Vladivostok")
+		// The last old summary: Mon 08:30 Honolulu, Tue 04:30 in
+		// Vladivostok. The upgrade: Tue 09:00 there, Mon 13:00 Honolulu.
+		w := newWorld(t, time.Date(2026, 11, 24, 9, 0, 0, 0, vlat).In(hnl), seller, maria, client, boss)
+		w.putMeta(map[string]string{"summary/last": time.Date(2026, 11, 23, 8, 30, 0, 0, hnl).UTC().Format(time.RFC3339)})
+		w.run(w.zonedConfig(summaryConfig, map[string]string{maria: `time_zone = "Asia/Vladivostok"`}, seller, maria))
+		got := w.summaryCount(seller, maria, boss)
+		got("upgraded Tue 09:00 Vladivostok: she had Tuesday's at 04:30", 0, 0, 0, 0)
+		w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, hnl))
+		got("Tuesday 08:30 Honolulu", 2, 1, 0, 1)
+		w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, vlat))
+		got("Wednesday 08:30 Vladivostok", 1, 1, 1, 1)
+	})
+}
+
+// A reload that moves Maria's account to a zone where her last summary's
+// send falls on another date: the next follows that date in the new zone.
+func TestSummaryReloadAcrossDates(t *testing.T) {
+	maria := "maria@seller.test"
+	msk, vlat, la := zone(t, "Europe/Moscow"), zone(t, "Asia/Vladivostok"), zone(t, "America/Los_Angeles")
+	in := func(w *world, tz string) *config.Config {
+		return w.zonedConfig(summaryConfig, map[string]string{maria: fmt.Sprintf("time_zone = %q", tz)}, seller, maria)
+	}
+	t.Run("Vladivostok to Los Angeles", func(t *testing.T) {
+		w := newWorld(t, monday(t), seller, maria, client, boss)
+		d, _ := w.run(in(w, "Asia/Vladivostok"))
+		got := w.summaryCount(seller, maria, boss)
+		w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, vlat)) // Mon 14:30 in LA
+		got("Tuesday 08:30 Vladivostok", 1, 0, 1, 0)
+		w.advanceTo(time.Date(2026, 11, 23, 15, 0, 0, 0, la))
+		if err := d.Reload(in(w, "America/Los_Angeles")); err != nil {
+			t.Fatal(err)
+		}
+		got("moved to LA on Monday 15:00 there", 0, 0, 1, 0)
+		w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, msk))
+		got("Tuesday 08:30 Moscow", 2, 1, 1, 1)
+		w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, la))
+		got("Tuesday 08:30 LA: her Tuesday", 1, 1, 2, 1)
+		w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, la))
+		got("Wednesday 08:30 LA", 3, 2, 3, 2)
+	})
+	t.Run("Los Angeles to Vladivostok", func(t *testing.T) {
+		w := newWorld(t, monday(t), seller, maria, client, boss)
+		d, _ := w.run(in(w, "America/Los_Angeles"))
+		got := w.summaryCount(seller, maria, boss)
+		w.advanceTo(time.Date(2026, 11, 23, 8, 30, 0, 0, la)) // Tue 02:30 in Vladivostok
+		got("Monday 08:30 LA", 1, 0, 1, 0)
+		w.advanceTo(time.Date(2026, 11, 24, 9, 0, 0, 0, vlat))
+		if err := d.Reload(in(w, "Asia/Vladivostok")); err != nil {
+			t.Fatal(err)
+		}
+		got("moved to Vladivostok on Tuesday 09:00 there: she had Tuesday's", 0, 0, 1, 0)
+		w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, msk))
+		got("Tuesday 08:30 Moscow", 2, 1, 1, 1)
+		w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, vlat))
+		got("Wednesday 08:30 Vladivostok", 1, 1, 2, 1)
+	})
+}
+
+// A record dated ahead (the host's clock ran ahead, then was set back)
+// counts as today's, also after a restart: the summaries go on tomorrow,
+// not next June.
+func TestSummaryRecordAhead(t *testing.T) {
+	msk := zone(t, "Europe/Moscow")
+	w := newWorld(t, time.Date(2026, 11, 24, 10, 0, 0, 0, msk), seller, client, boss)
+	w.putMeta(map[string]string{"summary/last/" + seller: "2027-06-01 2027-06-01T05:30:00Z"})
+	_, stop := w.run(w.config(summaryConfig, seller))
+	got := w.summaryCount(seller, boss)
+	got("Tuesday 10:00", 0, 0, 0)
+	stop()
+	w.advanceTo(time.Date(2026, 11, 25, 7, 0, 0, 0, msk))
+	w.run(w.config(summaryConfig, seller))
+	w.advanceTo(time.Date(2026, 11, 25, 8, 30, 0, 0, msk))
+	got("Wednesday 08:30, after a restart", 2, 1, 1)
+	if body := w.smtpTo(seller)[0].rec.Body; strings.Contains(body, "2027") {
+		t.Errorf("Ivan's summary starts at the record's date:\n%s", body)
+	}
+}
