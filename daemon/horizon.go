@@ -31,8 +31,10 @@ const historyMargin = 7 * 24 * time.Hour
 // backlog (a first start) the watcher does not even fetch more of it than
 // those, what it cites, From, To, Cc and Subject: no other field and no
 // BODYSTRUCTURE, so a stored history record has no attachment list
-// (imapwatch's light fetch). That is most of an initial sync's work
-// (bench/NOTES.md).
+// (imapwatch's light fetch; lightOK keeps only what historyOf will store as
+// it is, and a light record that must be looked at after all is fetched
+// again in full, never judged on the fields a light fetch has). That is
+// most of an initial sync's work (bench/NOTES.md).
 //
 // What stays exact:
 //   - our own messages (followupd.* Message-IDs), Drafts and the Stop folder
@@ -117,6 +119,39 @@ func isHistory(rec *message.Record, h time.Time) bool {
 // (message.ParseShallow), to be stored as it is.
 func (d *Daemon) shallowOK(rec *message.Record) bool {
 	return isHistory(rec, d.historyBefore())
+}
+
+// lightOK is the watcher's Light: of records fetched light (only a few
+// header fields, no structure), those the sink will store as they are —
+// exactly historyOf's history, so nothing it would look at arrives
+// partial. One read transaction each for what is known and what is
+// tracked; the sink asks again (the answer may change in between:
+// handleMessages fetches the batch again then).
+func (d *Daemon) lightOK(recs []*message.Record) ([]bool, error) {
+	d.refreshHorizon()
+	h := d.historyBefore()
+	var ids []string
+	for _, rec := range recs {
+		if isHistory(rec, h) {
+			ids = append(ids, rec.MessageID)
+		}
+	}
+	keep := make([]bool, len(recs))
+	if len(ids) == 0 {
+		return keep, nil
+	}
+	known, err := d.db.KnownMessages(ids)
+	if err != nil {
+		return nil, err
+	}
+	history, _, err := d.historyOf(recs, known)
+	if err != nil {
+		return nil, err
+	}
+	for i, rec := range recs {
+		keep[i] = history[rec]
+	}
+	return keep, nil
 }
 
 // historyOf picks the batch's history: new records (not known) that are

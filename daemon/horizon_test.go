@@ -112,14 +112,61 @@ func TestHistoryHorizonFollowsOldestFollowUp(t *testing.T) {
 	w := newWorld(t, start, seller, client)
 	day := 24 * time.Hour
 	cfg := w.config("", seller)
+	trackLongOffer(t, cfg.StateDir, cfg.Accounts[0].Name, start)
+	answered := start.Add(-35 * day)
+	w.appendAt(seller, "INBOX", rawMessage("late-answer@client.test", "long-offer@seller.test", client, seller, "Re: Offer for a long project", "Agreed.", answered, ""), answered)
 
+	d, _ := w.run(cfg)
+	w.expect("answered", "long-offer@seller.test")
+	f, err := d.Store().ByMessageID("long-offer@seller.test")
+	if err != nil || f.State != store.StateAnswered {
+		t.Fatalf("follow-up %+v, %v; want answered", f, err)
+	}
+}
+
+// An auto-reply citing a tracked follow-up, with both dates older than
+// the horizon (a client clock far behind, copied into INTERNALDATE), is
+// judged on its whole header, also where the first sync fetches history
+// light (a long backlog): its Auto-Submitted makes it no answer, and the
+// follow-up waits on.
+func TestOldAutoReplyCitingFollowUpIsJudgedWhole(t *testing.T) {
+	for _, fillers := range []int{0, 1100} {
+		t.Run(fmt.Sprintf("fillers=%d", fillers), func(t *testing.T) {
+			start := monday(t)
+			w := newWorld(t, start, seller, client)
+			day := 24 * time.Hour
+			cfg := w.config("", seller)
+			trackLongOffer(t, cfg.StateDir, cfg.Accounts[0].Name, start)
+			old := start.Add(-90 * day)
+			for i := range fillers {
+				at := old.Add(-time.Duration(i) * time.Hour)
+				w.appendAt(seller, "INBOX", rawMessage(fmt.Sprintf("filler-%d@client.test", i), "", client, seller, "Hello", "Hi.", at, ""), at)
+			}
+			at := start.Add(-60 * day)
+			w.appendAt(seller, "INBOX", rawMessage("away@client.test", "long-offer@seller.test", client, seller, "Re: Offer for a long project", "I am on leave.", at, "Auto-Submitted: auto-replied\r\n"), at)
+
+			d, _ := w.run(cfg)
+			w.expect("autoreply", "long-offer@seller.test")
+			f, err := d.Store().ByMessageID("long-offer@seller.test")
+			if err != nil || f.State == store.StateAnswered {
+				t.Fatalf("follow-up %+v, %v; an auto-reply counted as the answer", f, err)
+			}
+		})
+	}
+}
+
+// trackLongOffer stores, before the daemon first starts, a follow-up of
+// account sent 40 days before start, far older than lookback.
+func trackLongOffer(t *testing.T, stateDir, account string, start time.Time) {
+	t.Helper()
+	day := 24 * time.Hour
 	sent := start.Add(-40 * day)
-	db, err := store.Open(filepath.Join(cfg.StateDir, daemon.DBFile), store.Options{})
+	db, err := store.Open(filepath.Join(stateDir, daemon.DBFile), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, created, err := db.Track(&store.FollowUp{
-		Account: cfg.Accounts[0].Name, MessageID: "long-offer@seller.test", Rule: "offer", Kind: "offer",
+		Account: account, MessageID: "long-offer@seller.test", Rule: "offer", Kind: "offer",
 		Subject: "Offer for a long project", From: message.Address{Addr: seller},
 		To:    []message.Address{{Addr: client}},
 		State: store.StateWaiting, Step: 2, SentAt: sent, LastSent: start.Add(-3 * day), Due: start.Add(2 * day),
@@ -129,14 +176,5 @@ func TestHistoryHorizonFollowsOldestFollowUp(t *testing.T) {
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
-	}
-	answered := start.Add(-35 * day)
-	w.appendAt(seller, "INBOX", rawMessage("late-answer@client.test", "long-offer@seller.test", client, seller, "Re: Offer for a long project", "Agreed.", answered, ""), answered)
-
-	d, _ := w.run(cfg)
-	w.expect("answered", "long-offer@seller.test")
-	f, err := d.Store().ByMessageID("long-offer@seller.test")
-	if err != nil || f.State != store.StateAnswered {
-		t.Fatalf("follow-up %+v, %v; want answered", f, err)
 	}
 }

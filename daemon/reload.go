@@ -150,6 +150,7 @@ func (d *Daemon) buildAccounts(cfg *config.Config) (map[string]*account, map[str
 			Logger:      d.log,
 			NeedBody:    d.needsBody,
 			Shallow:     d.shallowOK,
+			Light:       d.lightOK,
 			DebugWriter: d.opt.IMAPDebug,
 			MinBackoff:  d.opt.ReconnectMin,
 			MaxBackoff:  d.opt.ReconnectMax,

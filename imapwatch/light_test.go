@@ -1,6 +1,7 @@
 package imapwatch
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -67,20 +68,33 @@ func TestLightFetchOfLongBacklog(t *testing.T) {
 		}
 		return !wanted(k)
 	}
-	sync := func(shallow func(*message.Record) bool) []*message.Record {
+	light := func(recs []*message.Record) ([]bool, error) {
+		keep := make([]bool, len(recs))
+		for i, r := range recs {
+			keep[i] = history(r)
+		}
+		return keep, nil
+	}
+	sync := func(shallow func(*message.Record) bool, light func([]*message.Record) ([]bool, error)) []*message.Record {
 		sink := newSink()
-		w := New(acct, testPass, sink, Options{Logger: testLogger(t), BatchSize: batch, Shallow: shallow})
+		w := New(acct, testPass, sink, Options{Logger: testLogger(t), BatchSize: batch, Shallow: shallow, Light: light})
 		stop := run(t, w)
 		waitFor(t, 10*time.Second, "first sync", func() bool { return len(sink.uids("INBOX")) == n })
 		stop()
 		return sink.records("INBOX")
 	}
-	full := sync(nil)
-	light := sync(history)
-	if len(light) != n || len(full) != n {
-		t.Fatalf("got %d light and %d full records, want %d", len(light), len(full), n)
+	full := sync(nil, nil)
+	// A Light that fails: every batch is fetched in full.
+	for _, r := range sync(history, func([]*message.Record) ([]bool, error) { return nil, errors.New("store down") }) {
+		if r.Partial || strings.Contains(string(r.Raw), "X-Mailer") != r.IsShallow() {
+			t.Fatalf("uid %d fetched light though Light failed", r.UID)
+		}
 	}
-	for i, r := range light {
+	got := sync(history, light)
+	if len(got) != n || len(full) != n {
+		t.Fatalf("got %d light and %d full records, want %d", len(got), len(full), n)
+	}
+	for i, r := range got {
 		f := full[i]
 		k := i + 1
 		if r.UID != uint32(k) || f.UID != uint32(k) {
@@ -99,9 +113,9 @@ func TestLightFetchOfLongBacklog(t *testing.T) {
 			t.Errorf("history uid %d came parsed", k)
 			continue
 		}
-		if light := lightBatch[(k-1)/batch]; light != !strings.Contains(string(r.Raw), "X-Mailer") ||
+		if light := lightBatch[(k-1)/batch]; light != !strings.Contains(string(r.Raw), "X-Mailer") || light != r.Partial ||
 			light && len(r.Attachments) != 0 || !light && len(r.Attachments) != len(f.Attachments) {
-			t.Errorf("history uid %d (light fetch %v): attachments %v, header %q", k, light, r.Attachments, r.Raw)
+			t.Errorf("history uid %d (light fetch %v): partial %v, attachments %v, header %q", k, light, r.Partial, r.Attachments, r.Raw)
 		}
 		if err := r.Deepen(); err != nil || r.Subject != f.Subject || len(r.From) != 1 || r.From[0] != f.From[0] || !r.Date.Equal(f.Date) {
 			t.Errorf("history uid %d deepened to %+v (%v), full fetch %+v", k, r, err, f)

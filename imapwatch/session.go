@@ -443,7 +443,7 @@ func (s *session) fetchNew(ctx context.Context) error {
 	// A long backlog (a first sync) where there can be history starts
 	// light (fetchBatch), and stays light while at least half of a batch
 	// was history.
-	adaptive := len(uids) >= lightFrom && s.w.opt.Shallow != nil
+	adaptive := len(uids) >= lightFrom && s.w.opt.Light != nil
 	light := adaptive
 	for len(uids) > 0 {
 		size := s.w.opt.BatchSize
@@ -569,24 +569,38 @@ func mergeWaiting(ctx context.Context, b batch, in <-chan batch, least int) (bat
 // fetchBatch fetches header fields, flags, dates and structure of uids
 // (ascending) and returns their records in UID order.
 //
-// Light (with Options.Shallow) fetches only historyFields, without
-// BODYSTRUCTURE, and then in full what that did not show to be history
-// (Shallow said no, or it has no Message-ID, so its synthetic id needs
-// every field): most of a first sync of a big mailbox is history, which
-// needs nothing more, and BODYSTRUCTURE and the long field list are most
-// of what a header fetch costs to decode on both ends (bench/NOTES.md).
-// A history record so fetched keeps those fields and no attachment list.
+// Light (with Options.Light) fetches only historyFields, without
+// BODYSTRUCTURE, and then in full what Options.Light does not keep (or
+// what has no Message-ID: its synthetic id needs every field): most of a
+// first sync of a big mailbox is history, which needs nothing more, and
+// BODYSTRUCTURE and the long field list are most of what a header fetch
+// costs to decode on both ends (bench/NOTES.md). A record so kept is
+// Partial: those fields and no attachment list.
 func (s *session) fetchBatch(ctx context.Context, uids []uint32, light bool) ([]*message.Record, error) {
 	var kept []*message.Record
-	if shallow := s.w.opt.Shallow; light && shallow != nil {
+	if keep := s.w.opt.Light; light && keep != nil {
 		recs, missing, err := fetchHeaders(ctx, s.c, s.mailbox, uids, fetchLight, s.log)
 		if err != nil {
 			return nil, err
 		}
 		full := missing
+		var asked []*message.Record
 		for _, rec := range recs {
 			s.locate(rec)
-			if rec.IsShallow() && shallow(rec) {
+			if rec.IsShallow() {
+				asked = append(asked, rec)
+			} else {
+				full = append(full, rec.UID)
+			}
+		}
+		ok, err := keep(asked)
+		if err != nil || len(ok) != len(asked) {
+			s.log.Warn("cannot tell history apart; fetching the batch in full", "err", err)
+			ok = nil
+		}
+		for i, rec := range asked {
+			if ok != nil && ok[i] {
+				rec.Partial = true
 				kept = append(kept, rec)
 			} else {
 				full = append(full, rec.UID)

@@ -83,7 +83,15 @@ type Options struct {
 	// it is (the daemon: history, see its horizon), false parses it in full
 	// first. Nil: every record is parsed in full. NeedBody is never asked
 	// of a shallow record.
-	Shallow     func(*message.Record) bool
+	Shallow func(*message.Record) bool
+	// Light, when set, lets a long backlog (lightFrom UIDs or more: a
+	// first sync) be fetched light: only historyFields, no BODYSTRUCTURE.
+	// It is asked once per fetched batch of the shallow records so
+	// fetched and answers, for each, whether the Sink will store it as it
+	// is, without looking at it (the daemon: history that cites nothing
+	// tracked); those reach the Sink marked message.Record.Partial, the
+	// rest are fetched again in full. An error fetches the batch in full.
+	Light       func([]*message.Record) ([]bool, error)
 	BatchSize   int           // UIDs per FETCH during sync
 	IdleRestart time.Duration // re-issue IDLE after this long
 	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles

@@ -103,6 +103,11 @@ type Record struct {
 	// structure) are set, the rest waits in Raw until Deepen. Nil in a
 	// parsed record.
 	Raw []byte `json:"-"`
+	// Partial marks a shallow record whose Raw holds only some header
+	// fields and which has no structure (imapwatch's light fetch of
+	// history): stored as it is, never judged, and Deepen does not make
+	// it whole. Not stored.
+	Partial bool `json:"-"`
 }
 
 // Report is the parsed DSN of a multipart/report (RFC 3464) or the
