@@ -21,8 +21,9 @@ import (
 // bbolt's own consistency check recurses the same way and runs in a
 // goroutine nobody can recover. So before anything walks the tree, Open
 // proves it is a tree: every page reachable from the meta page bbolt uses
-// is reached once, lies inside the file and below the high-water mark, has
-// the type its parent expects, and holds elements whose keys and values
+// is reached once, lies inside the file and below the high-water mark, is
+// a branch or leaf page where one belongs (a leaf's depth is not checked:
+// uneven depth cannot loop), and holds elements whose keys and values
 // lie inside it in strictly increasing key order; sub-bucket roots and
 // inline buckets likewise; the freelist names only pages that exist and
 // that the tree does not use. What it does not prove (the order of keys
@@ -32,7 +33,8 @@ import (
 // It reads the file under a shared lock (bbolt's own, flock), so no
 // process writes it meanwhile; between this check and bolt.Open only a
 // bbolt commit can change it, and bbolt writes sound pages. An empty file
-// is a new store and passes.
+// is a new store and passes, and so does any file where mapFile cannot
+// read under the lock (mapfile_other.go).
 func verifyPages(path string, timeout time.Duration) (err error) {
 	data, release, err := mapFile(path, timeout)
 	if errors.Is(err, errLockTimeout) {
