@@ -44,7 +44,10 @@ var ErrDeletedNotRestored = errors.New(`imapwatch: \Deleted not restored on the 
 // restoring STORE: a message the user marks \Deleted in that window is
 // expunged with the draft (what a plain EXPUNGE does anyway), and one the
 // user un-marks in that window gets \Deleted back. Other clients also see
-// the user's \Deleted messages briefly un-marked.
+// the user's \Deleted messages briefly un-marked, and if ctx ends or the
+// process dies inside that window (the connection is closed on ctx's end,
+// so nothing can be put back) they stay un-marked: no message is lost,
+// but the user has to mark them again.
 func DeleteMessageID(ctx context.Context, c *imapclient.Client, mailbox, msgid string) (int, error) {
 	stop := closeOnDone(ctx, c)
 	defer stop()
