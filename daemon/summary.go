@@ -129,19 +129,28 @@ func (d *Daemon) putMetaTime(key string, t time.Time) {
 //     its own, see planSummaries) is read in the job's zone from the
 //     instant it was made (summaryRecord.in): a summary sent Tuesday 08:30
 //     in Los Angeles went out on Wednesday in Vladivostok.
-//   - Never a business day skipped while the daemon runs. A day whose
-//     time passed with no summary sent (the daemon was down, a reload came
-//     at that moment) is caught up once, the same day: a summary goes out
-//     only on a business day, at or after its time and before that local
-//     day ends. A send that comes up only on a later local day (a
-//     suspended host) is planned again, as at a start, rather than be sent
-//     for a day that has passed and then followed by that day's own.
+//   - Never a business day skipped while the daemon runs. A record is
+//     written right after its own summary was accepted, never for a send
+//     that failed (retried every summaryRetry) or was cancelled at
+//     shutdown: one cancelled after the server had it all may then come
+//     twice, but unlike a reminder to a client, a summary had better come
+//     twice than not at all. A day whose time passed with no summary sent
+//     (the daemon was down, a reload came at that moment, the send failed)
+//     is caught up once, the same day: a summary goes out only on a
+//     business day, at or after its time and before that local day ends. A
+//     send that comes up only on a later local day (a suspended host) is
+//     planned again, as at a start, rather than be sent for a day that has
+//     passed and then followed by that day's own.
 //   - A job without a record gets one when first planned, the last day
 //     whose time has passed, so a first start, a new account or a summary
 //     just enabled does not send that day's summary late.
 //   - A record dated after today (the host's clock ran ahead and was set
 //     back) is logged and counts as today's: at most today is lost, not
 //     every day until that date.
+
+// summaryRetry is how long a daily summary that could not be sent waits
+// before the next try (the same local day only: see summaryJob).
+const summaryRetry = 15 * time.Minute
 
 // summaryJob is one daily summary and its schedule.
 type summaryJob struct {
@@ -565,15 +574,28 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 			for k, i := range ready {
 				reqs[k] = summaryReq{account: dues[i].job.account, since: dues[i].since()}
 			}
-			if err := cur.sendSummaries(io, now, reqs); err != nil {
-				d.log.Error("sending daily summary", "err", err)
-			}
-			// Recorded even when the send failed: a failing server does
-			// not get the summary again at every wake-up.
-			for _, i := range ready {
+			// Each recorded as soon as it was accepted: a kill part-way
+			// does not send it again, and one that failed or was
+			// cancelled is not taken as sent (see summaryJob).
+			sent := make([]bool, len(ready))
+			err := cur.sendSummaries(io, now, reqs, func(k int) {
+				i := ready[k]
 				rec := dues[i].sent(now)
 				d.putSummaryRecord(dues[i].job.key(), rec)
 				dues[i] = planSummary(dues[i].job, rec, now)
+				sent[k] = true
+			})
+			switch {
+			case err == nil:
+			case io.Err() != nil:
+				d.log.Debug("daily summary not sent: shutting down", "err", err)
+			default:
+				d.log.Error("sending daily summary; retrying", "in", summaryRetry, "err", err)
+			}
+			for k, i := range ready {
+				if !sent[k] {
+					dues[i].at = now.Add(summaryRetry)
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -708,23 +730,26 @@ func (d *Daemon) SendSummaries(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return cur.submitSummaries(ctx, now, mails)
+	return cur.submitSummaries(ctx, now, mails, nil)
 }
 
-// sendSummaries renders and sends the summaries reqs asks for at now.
-func (d *Daemon) sendSummaries(ctx context.Context, now time.Time, reqs []summaryReq) error {
+// sendSummaries renders and sends the summaries reqs asks for at now,
+// calling sent with the index in reqs of each one accepted, right after it
+// was (nothing is sent when one fails to render).
+func (d *Daemon) sendSummaries(ctx context.Context, now time.Time, reqs []summaryReq, sent func(int)) error {
 	mails, err := renderSummaries(d.cfg, d.db, now, reqs)
 	if err != nil {
 		return err
 	}
-	return d.submitSummaries(ctx, now, mails)
+	return d.submitSummaries(ctx, now, mails, sent)
 }
 
-// submitSummaries sends rendered summaries; a failure of one does not
-// stop the others, the errors are joined.
-func (d *Daemon) submitSummaries(ctx context.Context, now time.Time, mails []SummaryMail) error {
+// submitSummaries sends rendered summaries, calling sent (when not nil)
+// with the index in mails of each one accepted, right after it was; a
+// failure of one does not stop the others, the errors are joined.
+func (d *Daemon) submitSummaries(ctx context.Context, now time.Time, mails []SummaryMail, sent func(int)) error {
 	var errs []error
-	for _, m := range mails {
+	for k, m := range mails {
 		a := d.accounts[m.Account]
 		if a == nil {
 			errs = append(errs, fmt.Errorf("summary: account %s not running", m.Account))
@@ -737,6 +762,9 @@ func (d *Daemon) submitSummaries(ctx context.Context, now time.Time, mails []Sum
 		if err := d.submitOwn(ctx, a, msg); err != nil {
 			errs = append(errs, fmt.Errorf("summary to %s: %w", addrs(m.To), err))
 			continue
+		}
+		if sent != nil {
+			sent(k)
 		}
 		d.log.Info("daily summary sent", "account", a.cfg.Name, "to", addrs(m.To), "team", m.Team, "subject", m.Subject)
 		d.emit(Event{Account: a.cfg.Name, Kind: "summary", Text: fmt.Sprintf("summary to %s: %s", addrs(m.To), m.Subject)})

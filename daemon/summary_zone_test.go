@@ -1,11 +1,15 @@
 package daemon_test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,6 +264,120 @@ func (w *world) putMeta(kv map[string]string) {
 	}
 }
 
+// meta reads a record from the world's store while no daemon has it open
+// (the error's text when there is none).
+func (w *world) meta(key string) string {
+	w.t.Helper()
+	db, err := store.Open(filepath.Join(w.dir, daemon.DBFile), store.Options{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer db.Close()
+	v, err := db.Meta(key)
+	if err != nil {
+		return err.Error()
+	}
+	return string(v)
+}
+
+// startGrace is w.start with a short Options.StopGrace, for a test that
+// stops the daemon while a send hangs.
+func (w *world) startGrace(cfg *config.Config, grace time.Duration) (*daemon.Daemon, func()) {
+	w.t.Helper()
+	d, err := daemon.New(cfg, daemon.Options{
+		Clock:     w.clk,
+		Logger:    slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnEvent:   func(ev daemon.Event) { w.events <- ev },
+		ReplyWait: 50 * time.Millisecond, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
+		StopGrace: grace,
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				w.t.Errorf("daemon.Run: %v", err)
+			}
+			if err := d.Close(); err != nil {
+				w.t.Errorf("closing: %v", err)
+			}
+		})
+	}
+	w.t.Cleanup(stop)
+	select {
+	case <-d.Ready():
+	case <-time.After(10 * time.Second):
+		w.t.Fatal("daemon not ready within 10s")
+	}
+	return d, stop
+}
+
+// blackhole is an address that accepts TCP connections and never says a
+// word: an SMTP server that hangs.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// smtpFor is cfg (just written by w.config) with addr's account sending
+// through the SMTP server at hostport.
+func (w *world) smtpFor(cfg *config.Config, addr, hostport string) *config.Config {
+	w.t.Helper()
+	path := filepath.Join(w.dir, "followupd.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s := string(b)
+	at := strings.Index(s, fmt.Sprintf("address = %q\n", addr))
+	line := strings.Index(s[max(at, 0):], "smtp = {")
+	if at < 0 || line < 0 {
+		w.t.Fatalf("no SMTP server of %s in the config", addr)
+	}
+	line += at
+	end := line + strings.Index(s[line:], "\n")
+	host, port := splitAddr(hostport)
+	s = s[:line] + fmt.Sprintf("smtp = { host = %q, port = %s, security = \"none\" }", host, port) + s[end:]
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	if cfg, err = config.Load(path); err != nil {
+		w.t.Fatal(err)
+	}
+	return cfg
+}
+
 // The first start after an upgrade, where the single record's top-level
 // time falls on another date in the sender's zone: her summaries follow
 // that send's date in her zone, so neither is her next day lost nor does
@@ -357,4 +475,63 @@ func TestSummaryRecordAhead(t *testing.T) {
 	if body := w.smtpTo(seller)[0].rec.Body; strings.Contains(body, "2027") {
 		t.Errorf("Ivan's summary starts at the record's date:\n%s", body)
 	}
+}
+
+// A summary the server refuses is not recorded: it is tried again
+// summaryRetry (15 minutes) later, the others are not sent again.
+func TestSummaryFailedIsRetried(t *testing.T) {
+	msk := zone(t, "Europe/Moscow")
+	maria := "maria@seller.test"
+	w := newWorld(t, monday(t), seller, maria, client, boss)
+	cfg := w.config(summaryConfig, seller, maria)
+	_, stop := w.run(cfg)
+	got := w.summaryCount(seller, maria, boss)
+	w.smtp.FailRecipient(maria, 451, "4.3.0", "mailbox busy")
+	w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, msk))
+	got("Tuesday 08:30, Maria's refused", 2, 1, 0, 1)
+	w.smtp.FailRecipient(maria, 0, "", "")
+	w.advanceTo(time.Date(2026, 11, 24, 8, 44, 0, 0, msk))
+	got("08:44", 0, 1, 0, 1)
+	w.advanceTo(time.Date(2026, 11, 24, 8, 45, 0, 0, msk))
+	got("08:45: Maria's again", 1, 1, 1, 1)
+	stop()
+	w.advanceTo(time.Date(2026, 11, 24, 10, 0, 0, 0, msk))
+	w.run(cfg)
+	got("restart the same day", 0, 1, 1, 1)
+}
+
+// Each summary is recorded as soon as the server took it: stopped while
+// Maria's hangs (her server never answers), Ivan's is recorded, and hers,
+// cancelled at shutdown, and the team's, never tried, are not. Restarted
+// the same day, those two are caught up, Ivan's is not sent again.
+func TestSummaryRecordedOneByOne(t *testing.T) {
+	msk := zone(t, "Europe/Moscow")
+	maria := "maria@seller.test"
+	w := newWorld(t, monday(t), seller, maria, client, boss)
+	hang := blackhole(t)
+	d, stop := w.startGrace(w.smtpFor(w.config(summaryConfig, seller, maria), maria, hang), 100*time.Millisecond)
+	got := w.summaryCount(seller, maria, boss)
+	w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, msk))
+	if ev := w.expect("summary", ""); ev.Account != seller {
+		t.Fatalf("first summary through %s, want %s", ev.Account, seller)
+	}
+	rec := func(key string) string {
+		v, err := d.Store().Meta(key)
+		if err != nil {
+			return err.Error()
+		}
+		return string(v)
+	}
+	if ivan := rec("summary/last/" + seller); !strings.HasPrefix(ivan, "2026-11-24 ") {
+		t.Errorf("Ivan's record while Maria's summary hangs: %q, want Tuesday's", ivan)
+	}
+	stop()
+	for _, key := range []string{"summary/last/" + maria, "summary/last"} {
+		if v := w.meta(key); strings.HasPrefix(v, "2026-11-24 ") {
+			t.Errorf("%s recorded as sent: %q", key, v)
+		}
+	}
+	w.advanceTo(time.Date(2026, 11, 24, 10, 0, 0, 0, msk))
+	w.run(w.config(summaryConfig, seller, maria))
+	got("restart the same day", 2, 1, 1, 1)
 }
