@@ -90,6 +90,23 @@ func TestLightFetchOfLongBacklog(t *testing.T) {
 			t.Fatalf("uid %d fetched light though Light failed", r.UID)
 		}
 	}
+	// A Light that keeps nothing (known mail: a UIDVALIDITY change), with
+	// Shallow taking it all for history: after the first batch no batch is
+	// fetched light again, so none is fetched twice.
+	lightBatches := 0
+	for _, r := range sync(func(*message.Record) bool { return true }, func(recs []*message.Record) ([]bool, error) {
+		if len(recs) > 0 && !strings.Contains(string(recs[0].Raw), "X-Mailer") {
+			lightBatches++
+		}
+		return make([]bool, len(recs)), nil
+	}) {
+		if r.Partial {
+			t.Fatalf("uid %d kept light though Light kept nothing", r.UID)
+		}
+	}
+	if lightBatches != 1 {
+		t.Errorf("%d batches fetched light with Light keeping nothing, want 1", lightBatches)
+	}
 	got := sync(history, light)
 	if len(got) != n || len(full) != n {
 		t.Fatalf("got %d light and %d full records, want %d", len(got), len(full), n)

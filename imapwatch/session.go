@@ -459,13 +459,7 @@ func (s *session) fetchNew(ctx context.Context) error {
 			break
 		}
 		if adaptive {
-			history := 0
-			for _, r := range recs {
-				if r.IsShallow() {
-					history++
-				}
-			}
-			light = 2*history >= len(recs)
+			light = 2*s.lightKept(recs, light) >= len(recs)
 		}
 		// Advance past the whole chunk: a UID that is gone was expunged.
 		b := batch{recs: recs, last: chunk[len(chunk)-1], left: len(uids)}
@@ -564,6 +558,42 @@ func mergeWaiting(ctx context.Context, b batch, in <-chan batch, least int) (bat
 		b.last, b.left = nb.last, nb.left
 	}
 	return b, nil
+}
+
+// lightKept counts the records of a fetched batch that a light fetch
+// keeps (or would have kept, asking Options.Light of the shallow ones when
+// the batch was fetched in full): the next batch goes light when that is
+// at least half of it. Counting history by date alone would keep a
+// backlog of known mail (a UIDVALIDITY change) fetching every batch twice.
+func (s *session) lightKept(recs []*message.Record, light bool) int {
+	n := 0
+	if light {
+		for _, r := range recs {
+			if r.Partial {
+				n++
+			}
+		}
+		return n
+	}
+	var asked []*message.Record
+	for _, r := range recs {
+		if r.IsShallow() {
+			asked = append(asked, r)
+		}
+	}
+	if len(asked) == 0 {
+		return 0
+	}
+	ok, err := s.w.opt.Light(asked)
+	if err != nil {
+		return 0
+	}
+	for _, k := range ok {
+		if k {
+			n++
+		}
+	}
+	return n
 }
 
 // fetchBatch fetches header fields, flags, dates and structure of uids

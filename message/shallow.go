@@ -156,6 +156,7 @@ func (r *Record) Deepen() error {
 		full.ContentType = r.ContentType
 	}
 	full.Body, full.HasBody, full.Report = r.Body, r.HasBody, r.Report
+	full.Partial = r.Partial // fewer fields than it had, still
 	*r = *full
 	return err
 }
