@@ -2,8 +2,10 @@
 // `followupd demo`. It records every accepted message, can require AUTH
 // PLAIN, can speak implicit TLS or offer STARTTLS, and can be told to fail:
 // a given recipient with a given reply (FailRecipient), the next n DATA
-// commands (FailNext), or to hold DATA replies until released (Hold), which is
-// how tests produce the "message written, reply never seen" case.
+// commands (FailNext), to hold DATA replies until released (Hold), or to
+// accept the next n messages and drop the connection instead of replying
+// (DropNext): Hold and DropNext are how tests produce the "message written,
+// reply never seen" case.
 //
 // It is built on github.com/emersion/go-smtp and modelled on that module's
 // server_test.go backend. It is not a mail server: nothing is relayed, and a

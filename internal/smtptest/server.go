@@ -66,6 +66,7 @@ type Server struct {
 	failRcpt map[string]*smtp.SMTPError
 	failN    int
 	failErr  *smtp.SMTPError
+	dropN    int           // DATA commands still to accept and then drop (DropNext)
 	hold     chan struct{} // non-nil: DATA replies wait until it is closed
 	held     chan struct{} // closed when a DATA starts waiting on hold
 	heldOnce *sync.Once
@@ -188,6 +189,17 @@ func (s *Server) FailNext(n int, code int, text string) {
 	s.failErr = &smtp.SMTPError{Code: code, EnhancedCode: parseEnhanced("", code), Message: text}
 }
 
+// DropNext makes the next n DATA commands accept the message (it is
+// recorded and OnMessage runs, as for any accepted message) and then close
+// the connection without a reply: the server took the whole message but
+// the client never learns it, as when a slow content filter outlasts the
+// client's timeout. A DATA that FailNext fails is not dropped.
+func (s *Server) DropNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropN = n
+}
+
 // Hold makes DATA replies wait (after the message was read) until the
 // returned release is called; release is idempotent. A held message is
 // recorded when released, as if the server had been slow to answer.
@@ -272,11 +284,12 @@ var errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode
 type backend struct{ s *Server }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{s: b.s}, nil
+	return &session{s: b.s, conn: c}, nil
 }
 
 type session struct {
 	s    *Server
+	conn *smtp.Conn // to drop the connection (DropNext)
 	user string
 	from string
 	to   []string
@@ -359,12 +372,22 @@ func (se *session) Data(r io.Reader) error {
 	close(se.s.changed)
 	se.s.changed = make(chan struct{})
 	on := se.s.opt.OnMessage
+	drop := se.s.dropN > 0
+	if drop {
+		se.s.dropN--
+	}
 	se.s.mu.Unlock()
 
 	if on != nil {
 		m.To = append([]string(nil), m.To...)
 		m.Data = append([]byte(nil), m.Data...)
 		on(m)
+	}
+	if drop {
+		// The raw connection, not smtp.Conn.Close: that one ends the
+		// session go-smtp is still using for this DATA's reply. The reply
+		// then fails to be written and the serving loop ends.
+		_ = se.conn.Conn().Close()
 	}
 	return nil
 }

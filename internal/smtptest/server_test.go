@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,6 +188,27 @@ func TestHold(t *testing.T) {
 	}
 	if n := len(s.Messages()); n != 1 {
 		t.Fatalf("%d messages after release, want 1", n)
+	}
+}
+
+// DropNext: the message is recorded, the client sees no reply (an error
+// without an SMTP code), and the next DATA is answered as usual.
+func TestDropNext(t *testing.T) {
+	var on atomic.Int32
+	s := start(t, Options{OnMessage: func(Message) { on.Add(1) }})
+	s.DropNext(1)
+	err := send(s.Addr(), nil, "b@example.com")
+	if err == nil || smtpCode(err) != 0 {
+		t.Fatalf("dropped DATA: %v, want an error without a reply", err)
+	}
+	if n := len(s.Messages()); n != 1 || on.Load() != 1 {
+		t.Fatalf("dropped DATA: %d messages recorded, OnMessage %d times; want 1, 1", n, on.Load())
+	}
+	if err := send(s.Addr(), nil, "b@example.com"); err != nil {
+		t.Fatalf("after DropNext ran out: %v", err)
+	}
+	if n := len(s.Messages()); n != 2 {
+		t.Fatalf("%d messages, want 2", n)
 	}
 }
 
