@@ -129,18 +129,24 @@ func (d *Daemon) putMetaTime(key string, t time.Time) {
 //     its own, see planSummaries) is read in the job's zone from the
 //     instant it was made (summaryRecord.in): a summary sent Tuesday 08:30
 //     in Los Angeles went out on Wednesday in Vladivostok.
-//   - Never a business day skipped while the daemon runs. A record is
-//     written right after its own summary was accepted, never for a send
-//     that failed (retried every summaryRetry) or was cancelled at
-//     shutdown: one cancelled after the server had it all may then come
-//     twice, but unlike a reminder to a client, a summary had better come
-//     twice than not at all. A day whose time passed with no summary sent
-//     (the daemon was down, a reload came at that moment, the send failed)
-//     is caught up once, the same day: a summary goes out only on a
-//     business day, at or after its time and before that local day ends. A
-//     send that comes up only on a later local day (a suspended host) is
-//     planned again, as at a start, rather than be sent for a day that has
-//     passed and then followed by that day's own.
+//   - Never a business day skipped while the daemon runs, unless the
+//     server refuses that day's summary for good. A record is written right
+//     after its own summary was accepted, dated by the clock then (a retry
+//     accepted past midnight is the new day's), or when the server may have
+//     taken it (send.Error.MaybeSent: the reply was lost, also to a
+//     shutdown's cancellation), never for a send that failed or was
+//     cancelled before the whole message was written (see summarySent):
+//     one accepted just before a kill or crash, ahead of its record, comes
+//     twice after the restart. A failure that may pass (4xx, connection) is
+//     retried every summaryRetry; a permanent refusal (5xx) waits for the
+//     next business day. A day whose time passed with no summary sent (the
+//     daemon was down, a reload came at that moment, the send failed) is
+//     caught up once, the same day: a summary goes out only on a business
+//     day, at or after its time and before that local day ends (a send
+//     begun before midnight may be accepted just after it, and then counts
+//     as the new day's). A send that comes up only on a later local day (a
+//     suspended host) is planned again, as at a start, rather than be sent
+//     for a day that has passed and then followed by that day's own.
 //   - A job without a record gets one when first planned, the last day
 //     whose time has passed, so a first start, a new account or a summary
 //     just enabled does not send that day's summary late.
@@ -366,9 +372,10 @@ type summaryDue struct {
 // since is the start of the due summary's "last day" (zero: none sent).
 func (s summaryDue) since() time.Time { return s.rec.Slot }
 
-// sent is the record of s sent at now, on s.day (current makes sure of
-// that). Its slot, not the send time, starts the next summary's "last
-// day", whatever delayed this one.
+// sent is the record of s accepted by the server at now: on s.day, or on
+// a later day when a send begun before midnight was accepted after it
+// (summarySent), which then counts as that day's. Its slot, not the send
+// time, starts the next summary's "last day", whatever delayed this one.
 func (s summaryDue) sent(now time.Time) summaryRecord {
 	return summaryRecord{Day: s.job.today(now), Slot: minTime(s.at, now), At: now, Zone: s.job.zone()}
 }
@@ -574,26 +581,21 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 			for k, i := range ready {
 				reqs[k] = summaryReq{account: dues[i].job.account, since: dues[i].since()}
 			}
-			// Each recorded as soon as it was accepted: a kill part-way
-			// does not send it again, and one that failed or was
-			// cancelled is not taken as sent (see summaryJob).
-			sent := make([]bool, len(ready))
-			err := cur.sendSummaries(io, now, reqs, func(k int) {
+			// Each settled as soon as its send ends: one accepted is
+			// recorded at once, so a kill part-way does not send it again
+			// (see summaryJob).
+			tried := make([]bool, len(ready))
+			err := cur.sendSummaries(io, now, reqs, func(k int, err error) {
+				tried[k] = true
 				i := ready[k]
-				rec := dues[i].sent(now)
-				d.putSummaryRecord(dues[i].job.key(), rec)
-				dues[i] = planSummary(dues[i].job, rec, now)
-				sent[k] = true
+				dues[i] = d.summarySent(dues[i], now, err, io.Err() != nil)
 			})
-			switch {
-			case err == nil:
-			case io.Err() != nil:
-				d.log.Debug("daily summary not sent: shutting down", "err", err)
-			default:
-				d.log.Error("sending daily summary; retrying", "in", summaryRetry, "err", err)
+			if err != nil && slices.Contains(tried, false) {
+				// Not one of the sends' errors: nothing was tried.
+				d.log.Error("rendering daily summaries; retrying", "in", summaryRetry, "err", err)
 			}
 			for k, i := range ready {
-				if !sent[k] {
+				if !tried[k] {
 					dues[i].at = now.Add(summaryRetry)
 				}
 			}
@@ -601,6 +603,64 @@ func (d *Daemon) housekeep(ctx, io context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// summarySent is s planned again after its send ended with err (nil:
+// accepted). began is when the batch began (the loop's now), shutdown
+// reports that the send's context was cancelled for a shutdown. How err is
+// taken is package send's sorting (send.Error), not a reading of SMTP codes:
+//   - Accepted, or maybe accepted (MaybeSent: the whole message written, no
+//     reply read): recorded as sent. A maybe is logged at Warn and not sent
+//     again: retried every summaryRetry, a reply lost each time (a slow
+//     content filter outlasting submitOwn's timeout) would deliver a copy
+//     each time, up to ~60 a day; at most this one is lost instead
+//     (doc.go: a MaybeSent is never resent blindly).
+//   - Permanent (a 5xx to RCPT or DATA; send never counts an authentication
+//     failure as permanent): not tried again that local day (s.day), and
+//     not recorded as sent, so its next business day tries again, as does
+//     a restart or a reload the same day (after the fix). Logged once, at
+//     Error: a retry would fail the same way, each time after a drafts check
+//     that connects to every account with drafts.
+//   - Anything else (4xx, connection or authentication trouble, a cut
+//     connection before the end of DATA): tried again summaryRetry after
+//     began, the same local day only (current).
+//
+// The record is dated by the clock when the server accepted the summary,
+// not by began: the drafts check and the send can take minutes, so a retry
+// begun at 23:58 may be accepted at 00:01, and that summary is the new
+// day's; dated by began, the new day's own would follow it, two on one
+// local day. (Checking the day again right before submitting would still
+// leave the send itself, up to submitOwn's timeout, across midnight.)
+func (d *Daemon) summarySent(s summaryDue, began time.Time, err error, shutdown bool) summaryDue {
+	at := d.clk.Now()
+	var se *send.Error
+	isSendErr := errors.As(err, &se)
+	log := d.log.With("summary", s.job)
+	switch {
+	case err == nil || isSendErr && se.MaybeSent:
+		if err != nil {
+			log.Warn("daily summary may not have arrived (the server read it all, its reply was lost); counted as sent, not sent again", "err", err)
+		}
+		rec := s.sent(at)
+		d.putSummaryRecord(s.job.key(), rec)
+		return planSummary(s.job, rec, at)
+	case isSendErr && se.Permanent:
+		log.Error("daily summary refused by the server; not tried again until its next business day", "day", s.day, "code", se.Code, "err", err,
+			"hint", "check the recipients (the sender's own address; [summary] leads for the team summary) against the server's reply; a reload sends it again today")
+		// Planned as if s.day's summary had gone out, but not recorded:
+		// s.rec's slot still starts the next one's "last day".
+		skip := s.rec
+		skip.Day, skip.Zone = s.day, s.job.zone()
+		return planSummary(s.job, skip, at)
+	case shutdown:
+		log.Debug("daily summary not sent: shutting down", "err", err)
+		s.at = began.Add(summaryRetry)
+		return s
+	default:
+		log.Error("sending daily summary; retrying", "in", summaryRetry, "err", err)
+		s.at = began.Add(summaryRetry)
+		return s
 	}
 }
 
@@ -734,37 +794,42 @@ func (d *Daemon) SendSummaries(ctx context.Context) error {
 }
 
 // sendSummaries renders and sends the summaries reqs asks for at now,
-// calling sent with the index in reqs of each one accepted, right after it
-// was (nothing is sent when one fails to render).
-func (d *Daemon) sendSummaries(ctx context.Context, now time.Time, reqs []summaryReq, sent func(int)) error {
+// calling done with the index in reqs of each one tried and how its send
+// ended, right after it did (nothing is tried when one fails to render).
+func (d *Daemon) sendSummaries(ctx context.Context, now time.Time, reqs []summaryReq, done func(int, error)) error {
 	mails, err := renderSummaries(d.cfg, d.db, now, reqs)
 	if err != nil {
 		return err
 	}
-	return d.submitSummaries(ctx, now, mails, sent)
+	return d.submitSummaries(ctx, now, mails, done)
 }
 
-// submitSummaries sends rendered summaries, calling sent (when not nil)
-// with the index in mails of each one accepted, right after it was; a
-// failure of one does not stop the others, the errors are joined.
-func (d *Daemon) submitSummaries(ctx context.Context, now time.Time, mails []SummaryMail, sent func(int)) error {
+// submitSummaries sends rendered summaries, calling done (when not nil)
+// with the index in mails of each one and how its send ended (nil:
+// accepted), right after it did; a failure of one does not stop the
+// others, the errors are joined.
+func (d *Daemon) submitSummaries(ctx context.Context, now time.Time, mails []SummaryMail, done func(int, error)) error {
 	var errs []error
 	for k, m := range mails {
 		a := d.accounts[m.Account]
+		var err error
 		if a == nil {
-			errs = append(errs, fmt.Errorf("summary: account %s not running", m.Account))
+			err = fmt.Errorf("summary: account %s not running", m.Account)
+		} else {
+			msg := &send.Message{
+				From: m.From, To: m.To, Subject: m.Subject, Date: now, Text: m.Text, HTML: m.HTML, Kind: "summary",
+				MessageID: message.NewOwnMessageID(domainOf(a.cfg.Address), 0, 0),
+			}
+			if err = d.submitOwn(ctx, a, msg); err != nil {
+				err = fmt.Errorf("summary to %s: %w", addrs(m.To), err)
+			}
+		}
+		if done != nil {
+			done(k, err)
+		}
+		if err != nil {
+			errs = append(errs, err)
 			continue
-		}
-		msg := &send.Message{
-			From: m.From, To: m.To, Subject: m.Subject, Date: now, Text: m.Text, HTML: m.HTML, Kind: "summary",
-			MessageID: message.NewOwnMessageID(domainOf(a.cfg.Address), 0, 0),
-		}
-		if err := d.submitOwn(ctx, a, msg); err != nil {
-			errs = append(errs, fmt.Errorf("summary to %s: %w", addrs(m.To), err))
-			continue
-		}
-		if sent != nil {
-			sent(k)
 		}
 		d.log.Info("daily summary sent", "account", a.cfg.Name, "to", addrs(m.To), "team", m.Team, "subject", m.Subject)
 		d.emit(Event{Account: a.cfg.Name, Kind: "summary", Text: fmt.Sprintf("summary to %s: %s", addrs(m.To), m.Subject)})
