@@ -127,7 +127,14 @@ body = "Hello again about {{.Subject}} (step {{.Step}} of {{.Steps}})."
 // function stops it and waits.
 func (w *world) run(cfg *config.Config) (*daemon.Daemon, func()) {
 	w.t.Helper()
-	d, stop := w.start(cfg)
+	return w.runWith(cfg, 0)
+}
+
+// runWith is run with the daemon's StopGrace set (0: its default), for a
+// test that stops the daemon while a send hangs.
+func (w *world) runWith(cfg *config.Config, stopGrace time.Duration) (*daemon.Daemon, func()) {
+	w.t.Helper()
+	d, stop := w.startWith(cfg, stopGrace)
 	select {
 	case <-d.Ready():
 	case <-time.After(10 * time.Second):
@@ -140,6 +147,11 @@ func (w *world) run(cfg *config.Config) (*daemon.Daemon, func()) {
 // down).
 func (w *world) start(cfg *config.Config) (*daemon.Daemon, func()) {
 	w.t.Helper()
+	return w.startWith(cfg, 0)
+}
+
+func (w *world) startWith(cfg *config.Config, stopGrace time.Duration) (*daemon.Daemon, func()) {
+	w.t.Helper()
 	d, err := daemon.New(cfg, daemon.Options{
 		Clock:        w.clk,
 		Logger:       slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -147,6 +159,7 @@ func (w *world) start(cfg *config.Config) (*daemon.Daemon, func()) {
 		ReplyWait:    50 * time.Millisecond,
 		ReconnectMin: 20 * time.Millisecond,
 		ReconnectMax: 200 * time.Millisecond,
+		StopGrace:    stopGrace,
 	})
 	if err != nil {
 		w.t.Fatal(err)

@@ -1,9 +1,7 @@
 package daemon_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -280,44 +278,6 @@ func (w *world) meta(key string) string {
 	return string(v)
 }
 
-// startGrace is w.start with a short Options.StopGrace, for a test that
-// stops the daemon while a send hangs.
-func (w *world) startGrace(cfg *config.Config, grace time.Duration) (*daemon.Daemon, func()) {
-	w.t.Helper()
-	d, err := daemon.New(cfg, daemon.Options{
-		Clock:     w.clk,
-		Logger:    slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnEvent:   func(ev daemon.Event) { w.events <- ev },
-		ReplyWait: 50 * time.Millisecond, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
-		StopGrace: grace,
-	})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				w.t.Errorf("daemon.Run: %v", err)
-			}
-			if err := d.Close(); err != nil {
-				w.t.Errorf("closing: %v", err)
-			}
-		})
-	}
-	w.t.Cleanup(stop)
-	select {
-	case <-d.Ready():
-	case <-time.After(10 * time.Second):
-		w.t.Fatal("daemon not ready within 10s")
-	}
-	return d, stop
-}
-
 // blackhole is an address that accepts TCP connections and never says a
 // word: an SMTP server that hangs.
 func blackhole(t *testing.T) string {
@@ -509,7 +469,7 @@ func TestSummaryRecordedOneByOne(t *testing.T) {
 	maria := "maria@seller.test"
 	w := newWorld(t, monday(t), seller, maria, client, boss)
 	hang := blackhole(t)
-	d, stop := w.startGrace(w.smtpFor(w.config(summaryConfig, seller, maria), maria, hang), 100*time.Millisecond)
+	d, stop := w.runWith(w.smtpFor(w.config(summaryConfig, seller, maria), maria, hang), 100*time.Millisecond)
 	got := w.summaryCount(seller, maria, boss)
 	w.advanceTo(time.Date(2026, 11, 24, 8, 30, 0, 0, msk))
 	if ev := w.expect("summary", ""); ev.Account != seller {
