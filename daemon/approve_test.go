@@ -149,6 +149,9 @@ func TestApprovalMode(t *testing.T) {
 	// Thursday 10:01: both steps are due and become drafts.
 	w.advanceTo(start.Add(3*24*time.Hour + time.Minute))
 	w.expect("drafted", "offer-a1@seller.test")
+	// Paced (max_per_hour 3600: a second apart, from whenever the first
+	// went): the clock must pass the second's slot.
+	w.advanceTo(w.clk.Now().Add(5 * time.Second))
 	w.expect("drafted", "offer-a2@seller.test")
 	drafts := w.mailbox(seller, "Drafts")
 	if len(drafts) != 2 {

@@ -230,6 +230,9 @@ func TestControlCLI(t *testing.T) {
 		// Thursday 10:00: offer C's step 1 and the resolved follow-up's
 		// step 2 fall due and go to Drafts (approval mode).
 		w.advanceTo(start.Add(3 * 24 * time.Hour))
+		// Paced a second apart (max_per_hour 3600) from whenever the
+		// first went: the clock must pass the second's slot.
+		w.advanceTo(w.clk.Now().Add(5 * time.Second))
 		w.expect("drafted", "offer-c@seller.test")
 		w.expect("drafted", "old-offer@seller.test")
 		if n := w.mailboxSize(seller, "Drafts"); n != 2 {
