@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
@@ -13,14 +12,7 @@ import (
 // less for history at once.
 func TestHistoryBeforeFollowsReload(t *testing.T) {
 	const seller = "ivan@seller.test"
-	r := newRig(t, seller)
-	r.write("Hello", r.account(seller, ""))
-	cfg := r.load()
-	d, err := New(cfg, Options{Clock: r.clk, Logger: slog.New(slog.NewTextHandler(r.logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	r, cfg, d := idleDaemon(t, seller, false)
 	before := d.historyBefore()
 	if want := r.clk.Now().Add(-lookbackOf(cfg) - historyMargin); !before.Equal(want) {
 		t.Fatalf("horizon %v, want %v", before, want)

@@ -77,6 +77,25 @@ func newRig(t *testing.T, users ...string) *rig {
 	return r
 }
 
+// idleDaemon is a Daemon for seller's account (with a Stop folder when
+// stop is set) made from a rig's config but not run: for tests that drive
+// its sink and store directly.
+func idleDaemon(t *testing.T, seller string, stop bool) (*rig, *config.Config, *Daemon) {
+	t.Helper()
+	r := newRig(t, seller)
+	r.write("Hello", r.account(seller, ""))
+	cfg := r.load()
+	if stop {
+		cfg.Accounts[0].Folders.Stop = "Stop"
+	}
+	d, err := New(cfg, Options{Clock: r.clk, Logger: slog.New(slog.NewTextHandler(r.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return r, cfg, d
+}
+
 // account is one [[account]] table; extra goes inside it.
 func (r *rig) account(addr, extra string) string {
 	host, port, _ := net.SplitHostPort(r.imap.Addr())

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 
 	"followupd/message"
@@ -30,15 +29,7 @@ func TestStopFolderRacesSentFolder(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, seller)
-			r.write("Hello", r.account(seller, ""))
-			cfg := r.load()
-			cfg.Accounts[0].Folders.Stop = "Stop"
-			d, err := New(cfg, Options{Clock: r.clk, Logger: slog.New(slog.NewTextHandler(r.logs, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { d.Close() })
+			r, cfg, d := idleDaemon(t, seller, true)
 			acct := cfg.Accounts[0].Name
 			s := &sink{d: d, name: acct}
 			ctx := context.Background()
@@ -60,7 +51,7 @@ func TestStopFolderRacesSentFolder(t *testing.T) {
 				}
 				return nil
 			}
-			err = s.handle(ctx, []*message.Record{rec(message.RoleStop)}, func(db *store.DB, recs []*message.Record) ([]bool, error) {
+			err := s.handle(ctx, []*message.Record{rec(message.RoleStop)}, func(db *store.DB, recs []*message.Record) ([]bool, error) {
 				if err := feed(tc.during); err != nil {
 					return nil, err
 				}
@@ -92,15 +83,7 @@ func TestStopSightingForgottenWhenNotTracked(t *testing.T) {
 	const seller, id = "ivan@seller.test", "lunch@seller.test"
 	raw := []byte("Message-ID: <" + id + ">\r\nFrom: " + seller + "\r\nTo: anna@client.test\r\nCc: " + seller +
 		"\r\nSubject: Lunch on Friday\r\nDate: Mon, 23 Nov 2026 10:00:00 +0300\r\n\r\n")
-	r := newRig(t, seller)
-	r.write("Hello", r.account(seller, ""))
-	cfg := r.load()
-	cfg.Accounts[0].Folders.Stop = "Stop"
-	d, err := New(cfg, Options{Clock: r.clk, Logger: slog.New(slog.NewTextHandler(r.logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	r, cfg, d := idleDaemon(t, seller, true)
 	acct := cfg.Accounts[0].Name
 	s := &sink{d: d, name: acct}
 	ctx := context.Background()

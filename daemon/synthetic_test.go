@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 
 	"followupd/message"
@@ -17,14 +16,7 @@ func TestLegacySyntheticIDKnown(t *testing.T) {
 	const seller = "ivan@seller.test"
 	raw := []byte("From: MAILER-DAEMON@mx.client.test\r\nTo: " + seller + "\r\nCc: postmaster@seller.test\r\n" +
 		"Subject: Undelivered Mail Returned to Sender\r\nDate: Mon, 23 Nov 2026 10:00:00 +0300\r\nX-Failed-Recipients: gone@client.test\r\n\r\n")
-	r := newRig(t, seller)
-	r.write("Hello", r.account(seller, ""))
-	cfg := r.load()
-	d, err := New(cfg, Options{Clock: r.clk, Logger: slog.New(slog.NewTextHandler(r.logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	r, cfg, d := idleDaemon(t, seller, false)
 	acct := cfg.Accounts[0].Name
 	rec := func(uidvalidity uint32) *message.Record {
 		t.Helper()
