@@ -64,14 +64,10 @@ func encodeRecord(b []byte, r *message.Record) ([]byte, error) {
 		}
 	}
 	b = appendStr(b, r.Subject)
-	var err error
-	for _, t := range []time.Time{r.Date, r.Internal} {
-		if b, err = appendTime(b, t); err != nil {
-			return nil, err
-		}
+	b, err := appendSeen(b, r)
+	if err != nil {
+		return nil, err
 	}
-	b = appendStrs(b, r.Flags)
-	b = appendStr(b, r.ContentType)
 	keys := make([]string, 0, len(r.Headers))
 	for k := range r.Headers {
 		keys = append(keys, k)
@@ -99,6 +95,18 @@ func encodeRecord(b []byte, r *message.Record) ([]byte, error) {
 
 func encodeRaw(b []byte, r *message.Record) ([]byte, error) {
 	b = appendHead(append(b, msgCodecRaw), r)
+	b, err := appendSeen(b, r)
+	if err != nil {
+		return nil, err
+	}
+	b = appendAttachments(b, r.Attachments)
+	b = binary.AppendUvarint(b, uint64(len(r.Raw)))
+	return append(b, r.Raw...), nil
+}
+
+// appendSeen appends what both record forms keep of how the message was
+// seen: Date, Internal, Flags, ContentType (read back by decoder.seen).
+func appendSeen(b []byte, r *message.Record) ([]byte, error) {
 	var err error
 	for _, t := range []time.Time{r.Date, r.Internal} {
 		if b, err = appendTime(b, t); err != nil {
@@ -106,10 +114,14 @@ func encodeRaw(b []byte, r *message.Record) ([]byte, error) {
 		}
 	}
 	b = appendStrs(b, r.Flags)
-	b = appendStr(b, r.ContentType)
-	b = appendAttachments(b, r.Attachments)
-	b = binary.AppendUvarint(b, uint64(len(r.Raw)))
-	return append(b, r.Raw...), nil
+	return appendStr(b, r.ContentType), nil
+}
+
+func (d *decoder) seen(r *message.Record) {
+	r.Date = d.time()
+	r.Internal = d.time()
+	r.Flags = d.strs()
+	r.ContentType = d.str()
 }
 
 // decodeRaw reads the raw form and parses its header block.
@@ -117,10 +129,7 @@ func decodeRaw(v []byte, r *message.Record) error {
 	d := decoder{b: v[1:]}
 	*r = message.Record{}
 	d.head(r)
-	r.Date = d.time()
-	r.Internal = d.time()
-	r.Flags = d.strs()
-	r.ContentType = d.str()
+	d.seen(r)
 	r.Attachments = d.attachments()
 	raw := bytes.Clone(d.bytes("header"))
 	if d.err != nil {
@@ -174,10 +183,7 @@ func decodeRecord(v []byte, r *message.Record) error {
 		}
 	}
 	r.Subject = d.str()
-	r.Date = d.time()
-	r.Internal = d.time()
-	r.Flags = d.strs()
-	r.ContentType = d.str()
+	d.seen(r)
 	if n := d.count(); n > 0 {
 		r.Headers = make(map[string]string, n)
 		for range n {
