@@ -140,9 +140,13 @@ func (d *Daemon) lightOK(recs []*message.Record) ([]bool, error) {
 	if len(ids) == 0 {
 		return keep, nil
 	}
-	known, err := d.db.KnownMessages(ids)
+	stored, err := d.db.Known(ids)
 	if err != nil {
 		return nil, err
+	}
+	known := make(map[string]*message.Record, len(stored))
+	for id := range stored {
+		known[id] = &message.Record{} // historyOf asks only whether
 	}
 	history, _, err := d.historyOf(recs, known)
 	if err != nil {

@@ -117,13 +117,14 @@ func (s *sink) handle(ctx context.Context, recs []*message.Record, put func(*sto
 			// date, so the batch is fetched again.
 			return fmt.Errorf("message %s (uid %d of %s) was fetched as history, which it no longer is: fetching the batch again", rec.MessageID, rec.UID, rec.Mailbox)
 		}
-		if rec.Partial && cited[rec] {
+		if rec.Partial {
 			// Fetched light (a few fields, no structure) as history, but
-			// it cites a follow-up tracked since: judged on those fields
+			// it is not any more: it cites a follow-up tracked since, or
+			// another folder stored it meanwhile. Judged on those fields
 			// an auto-reply (Auto-Submitted) or a bounce (its Content-Type)
 			// would pass for an answer. Fetched again, the watcher's
-			// Light (lightOK) sees the citation and fetches it in full.
-			return fmt.Errorf("message %s (uid %d of %s) was fetched light as history but cites a tracked message: fetching the batch again", rec.MessageID, rec.UID, rec.Mailbox)
+			// Light (lightOK) sees it and fetches it in full.
+			return fmt.Errorf("message %s (uid %d of %s) was fetched light as history, which it no longer is: fetching the batch again", rec.MessageID, rec.UID, rec.Mailbox)
 		}
 		// Known (the known path looks at it), or old but citing a tracked
 		// message (judged on its header: fetching it again would fetch it

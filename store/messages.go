@@ -212,6 +212,22 @@ func (db *DB) KnownMessages(ids []string) (map[string]*message.Record, error) {
 	return known, nil
 }
 
+// Known reports which of ids the store holds, without reading their
+// records (KnownMessages decodes each).
+func (db *DB) Known(ids []string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	err := db.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMsg)
+		for _, id := range ids {
+			if id != "" && !out[id] && b.Get([]byte(id)) != nil {
+				out[id] = true
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // MessageAt returns the Message-ID seen at a folder position, or ErrNotFound.
 func (db *DB) MessageAt(account, mailbox string, uidvalidity, uid uint32) (string, error) {
 	k, err := locKey(account, mailbox, uidvalidity, uid)

@@ -185,3 +185,16 @@ func TestPutMessagesState(t *testing.T) {
 		t.Errorf("record of a refused batch: %v", err)
 	}
 }
+
+// Known answers which ids are stored, as KnownMessages does, without
+// reading the records.
+func TestKnown(t *testing.T) {
+	db := storetest.New(t)
+	if _, err := db.PutMessages([]*message.Record{{MessageID: "a@x"}, {MessageID: "b@x"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Known([]string{"a@x", "c@x", "b@x", "a@x", ""})
+	if err != nil || len(got) != 2 || !got["a@x"] || !got["b@x"] {
+		t.Errorf("Known = %v, %v; want a@x and b@x", got, err)
+	}
+}

@@ -30,7 +30,9 @@ var errMsgCodec = errors.New("malformed message record")
 // msgCodecRaw is the form of a shallow record (message.ParseShallow: a
 // sync's history, stored without reading its header): what the server said
 // of the message and the header block itself, which decodeRecord parses
-// (message.Record.Deepen), so readers always get a whole record. Layout
+// (message.Record.Deepen), so readers get a parsed record: whole, but for
+// history fetched light (imapwatch), whose block holds only a few fields
+// and which nothing judges. Layout
 // after the version byte: Account, Mailbox, Role, UIDValidity, UID,
 // MessageID, Date, Internal, Flags, ContentType, Attachments (as in
 // msgCodecV1), then the header block as a byte string.
