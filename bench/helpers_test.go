@@ -417,10 +417,10 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// buildDaemon builds the followupd binary once per test binary.
 // binDir holds the binary buildOnce made; TestMain removes it.
 var binDir string
 
+// buildOnce builds the followupd binary once per test binary.
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "followupd-bench-bin-")
 	if err != nil {

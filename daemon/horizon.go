@@ -89,10 +89,7 @@ func (d *Daemon) historyBefore() time.Time {
 	}
 	// The live configuration's lookback: the watcher asks this of the
 	// Daemon it was made with, whose cfg a reload does not change.
-	d.live.mu.RLock()
-	cfg := d.live.cfg
-	d.live.mu.RUnlock()
-	h := d.clk.Now().Add(-lookbackOf(cfg))
+	h := d.clk.Now().Add(-lookbackOf(d.Config()))
 	if o != noOldest && o < h.UnixNano() {
 		h = time.Unix(0, o)
 	}

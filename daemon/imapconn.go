@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -41,7 +42,7 @@ func (d *Daemon) folders(ctx context.Context, c *imapclient.Client, a *account) 
 		return "", "", err
 	}
 	a.mu.Lock()
-	a.sent, a.drafts = cmpOr(a.sent, fs.Sent), cmpOr(a.drafts, fs.Drafts)
+	a.sent, a.drafts = cmp.Or(a.sent, fs.Sent), cmp.Or(a.drafts, fs.Drafts)
 	sent, drafts = a.sent, a.drafts
 	a.mu.Unlock()
 	return sent, drafts, nil

@@ -8,6 +8,7 @@ package daemon
 // reminders are waiting in Drafts"), at most one per hour per account.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -168,7 +169,7 @@ type summaryJob struct {
 // key is the meta key of the job's summaryRecord.
 func (j summaryJob) key() string { return summaryKey(j.account) }
 
-func (j summaryJob) String() string { return cmpOr(j.account, "team") }
+func (j summaryJob) String() string { return cmp.Or(j.account, "team") }
 
 // zone is the name of the job's zone, as summaryRecord keeps it.
 func (j summaryJob) zone() string { return j.cal.Location().String() }
@@ -266,7 +267,7 @@ func (r summaryRecord) String() string {
 	if !r.Slot.IsZero() {
 		slot = r.Slot.UTC().Format(time.RFC3339Nano)
 	}
-	return r.Day.String() + " " + slot + " " + r.At.UTC().Format(time.RFC3339Nano) + " " + cmpOr(r.Zone, "-")
+	return r.Day.String() + " " + slot + " " + r.At.UTC().Format(time.RFC3339Nano) + " " + cmp.Or(r.Zone, "-")
 }
 
 // parseSummaryRecord reads a stored summaryRecord. legacy reports the form
@@ -1025,13 +1026,6 @@ func (d *Daemon) checkDraftsOn(ctx context.Context, c *imapclient.Client, a *acc
 		h.mu.Unlock()
 	}
 	return retry, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // draftGone records that the sender deleted a drafted reminder: the step

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -78,7 +77,7 @@ func DeleteMessageID(ctx context.Context, c *imapclient.Client, mailbox, msgid s
 		}
 		return len(uids), nil
 	}
-	expunged, err := expungeOnly(c, mailbox, uids)
+	expunged, err := expungeOnly(c, mailbox, set)
 	if err != nil && expunged {
 		// Not through ctxErr, which keeps only ctx's error matchable:
 		// callers must be able to tell this case by ErrDeletedNotRestored.
@@ -97,14 +96,14 @@ func DeleteMessageID(ctx context.Context, c *imapclient.Client, mailbox, msgid s
 // (best effort) and returns both errors joined. expunged reports whether
 // the EXPUNGE succeeded, so that an error after it (the flags not put
 // back) does not read as "nothing removed".
-func expungeOnly(c *imapclient.Client, mailbox string, ours []uint32) (expunged bool, err error) {
+func expungeOnly(c *imapclient.Client, mailbox string, ours imap.UIDSet) (expunged bool, err error) {
 	deleted, err := uidSearch(c, &imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}}, nil)
 	if err != nil {
 		return false, fmt.Errorf("search deleted: %w", err)
 	}
 	others := imap.UIDSet{}
 	for _, u := range deleted {
-		if !slices.Contains(ours, u) {
+		if !ours.Contains(imap.UID(u)) {
 			others.AddNum(imap.UID(u))
 		}
 	}

@@ -155,8 +155,8 @@ func (s *Scheduler) Run(ctx context.Context, fire func(ctx context.Context, id u
 		// At the deadline, not after d: the clock may have moved since now
 		// was read (a test's fake clock set meanwhile would otherwise push
 		// the wake-up back by its whole step).
-		timer := s.clk.NewTimerAt(now.Add(d))
 		s.armedAt = now.Add(d)
+		timer := s.clk.NewTimerAt(s.armedAt)
 		s.idleGen = s.gen
 		s.asleep = true
 		s.mu.Unlock()

@@ -76,8 +76,7 @@ func (p *Pacer) Reserve(now time.Time) time.Time {
 func (p *Pacer) Wait(ctx context.Context) error {
 	now := p.clk.Now()
 	slot := p.Reserve(now)
-	d := slot.Sub(now)
-	if d <= 0 {
+	if !slot.After(now) {
 		return nil
 	}
 	t := p.clk.NewTimerAt(slot)

@@ -102,9 +102,12 @@ func Open(path string, opt Options) (*DB, error) {
 		// Before bbolt reads a page (its freelist, at open) and before
 		// anything walks the tree: a damaged file is refused here, not
 		// found by a cursor that never returns.
+		began := time.Now()
 		if err := verifyPages(path, opt.Timeout); err != nil {
 			return nil, err
 		}
+		// One wait for the lock in all: bbolt gets what is left of it.
+		opt.Timeout = max(opt.Timeout-time.Since(began), time.Millisecond)
 	}
 	bdb, err := openBolt(path, opt)
 	if err != nil {
