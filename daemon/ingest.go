@@ -278,13 +278,7 @@ func (d *Daemon) ingestSent(a *account, rec *message.Record) error {
 		return nil
 	}
 	now := d.clk.Now()
-	sentAt := rec.Date
-	if sentAt.IsZero() || sentAt.After(now) {
-		sentAt = rec.Internal
-	}
-	if sentAt.IsZero() {
-		sentAt = now
-	}
+	sentAt := sentTime(rec, now)
 	if lb := d.lookback(); sentAt.Before(now.Add(-lb)) {
 		log.Info("not tracked: older than lookback", "rule", v.Rule, "sent", sentAt, "lookback", lb)
 		return nil
@@ -857,8 +851,8 @@ func (d *Daemon) rememberStopSighting(a *account, rec, known *message.Record) er
 	case rec.IsOwn() || !(d.fromUs(a, rec) || d.fromTeam(rec)):
 		return nil // never tracked, so nothing to stop
 	}
-	if t := msgTime(rec); !t.IsZero() && t.Before(d.clk.Now().Add(-d.lookback())) {
-		return nil // older than lookback: its Sent copy is never tracked
+	if now := d.clk.Now(); sentTime(rec, now).Before(now.Add(-d.lookback())) {
+		return nil // older than lookback: its Sent copy is never tracked (ingestSent)
 	}
 	if f, err := d.db.ByMessageID(rec.MessageID); err == nil && f.MessageID == rec.MessageID {
 		return nil // tracked already: stopByFolder stops it, if it still runs
@@ -1017,6 +1011,20 @@ func threadIDs(rec *message.Record) []string {
 		ids = append(ids, rec.Report.OriginalMessageID)
 	}
 	return ids
+}
+
+// sentTime is when a Sent message counts as sent, for tracking and
+// lookback: its Date, else (missing, or in the future: a client clock
+// ahead) the server's INTERNALDATE, else now.
+func sentTime(rec *message.Record, now time.Time) time.Time {
+	t := rec.Date
+	if t.IsZero() || t.After(now) {
+		t = rec.Internal
+	}
+	if t.IsZero() {
+		t = now
+	}
+	return t
 }
 
 func msgTime(rec *message.Record) time.Time {
